@@ -1,0 +1,30 @@
+# Thin wrappers over noxfile.py, with a pinned uv and the locked dev environment in .venv.
+PYTHON ?= python3
+UV := .tools/bin/uv
+NOX := $(UV) run --frozen nox
+
+.PHONY: help demo test lint render clean
+
+help: ## List the targets
+	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed "s/:.*## /\t/"
+
+$(UV):
+	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==0.13.9
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen && touch $@
+
+demo: .venv/.synced ## Render the default answers into build/demo and build every image
+	$(NOX) -s demo
+
+test: .venv/.synced ## Run the tests (the Docker ones need a running engine)
+	$(NOX) -s tests
+
+lint: .venv/.synced ## Lint the template repository
+	$(NOX) -s lint
+
+render: .venv/.synced ## Render into build/render: make render ARGS="services=[...]"
+	$(NOX) -s render_repo -- $(ARGS)
+
+clean: ## Remove rendered repos and the dev environment
+	rm -rf build .venv .tools

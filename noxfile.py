@@ -1,0 +1,63 @@
+"""Tasks of the template repository itself. `make` wraps each one (see Makefile).
+
+They run in the locked dev environment that `make` syncs into .venv, so no session makes
+a virtualenv of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+from scripts.offline_images import ensure as ensure_base_images
+from scripts.render import OFFLINE_ANSWERS, parse_answers, render
+
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "tests"]
+ROOT = Path(__file__).resolve().parent
+BUILD = ROOT / "build"
+
+
+def fresh(path: Path) -> Path:
+    """An empty folder at `path`."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@nox.session
+def render_repo(session: nox.Session) -> None:
+    """Render the template into build/render: nox -s render_repo -- key=value ..."""
+    dest = render(fresh(BUILD / "render"), parse_answers(session.posargs), quiet=False)
+    session.log(f"rendered into {dest}")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Render the default answers (offline-capable) into build/demo and build every image."""
+    answers = {**OFFLINE_ANSWERS, **parse_answers(session.posargs)}
+    dest = render(fresh(BUILD / "demo"), answers, quiet=False)
+    env_lines = (dest / ".env.example").read_text()
+    ca_bundle = os.environ.get("SSL_CERT_FILE", "")
+    if ca_bundle and Path(ca_bundle).is_file():  # the host's CA bundle, for a TLS proxy
+        env_lines = env_lines.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
+    (dest / ".env").write_text(env_lines)
+    ensure_base_images(dest)
+    with session.chdir(dest):
+        session.run("nox", "-s", "build", external=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite: nox -s tests -- -k build."""
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint the template repository's own Python."""
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

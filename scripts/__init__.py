@@ -1,0 +1,1 @@
+"""Tools of the template repository: rendering it and building offline base images."""

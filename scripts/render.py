@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Render the template: the one helper the nox sessions and the tests use.
+
+    python scripts/render.py DEST [key=value ...]
+
+Values are YAML (so services=[...] and gpu=true work); unanswered questions take their defaults.
+It renders the working tree (uncommitted changes included), not the newest tag.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+# Answers that build on a machine with no registry: Debian's Python and no frontend pull.
+OFFLINE_ANSWERS = {"python_version": "3.11", "dockerfile_syntax": ""}
+
+
+def parse_answers(pairs: list[str]) -> dict[str, Any]:
+    """key=value pairs, values parsed as YAML; strings stay strings where YAML would guess."""
+    answers: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"render: {pair!r} is not key=value, e.g. python_version=3.11")
+        parsed = yaml.safe_load(value) if value else ""
+        answers[key] = parsed if isinstance(parsed, (list, dict, bool, int)) else value
+    return answers
+
+
+def render(
+    dest: Path,
+    answers: dict[str, Any] | None = None,
+    *,
+    vcs_ref: str = "HEAD",
+    template: Path = TEMPLATE,
+    quiet: bool = True,
+    skip_tasks: bool = False,
+) -> Path:
+    """Copy the template into `dest` with `answers` (defaults for the rest); return `dest`."""
+    from copier import run_copy
+
+    run_copy(
+        str(template),
+        str(dest),
+        data=answers or {},
+        defaults=True,
+        unsafe=True,
+        vcs_ref=vcs_ref,
+        quiet=quiet,
+        overwrite=True,
+        skip_tasks=skip_tasks,
+    )
+    return dest
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    render(Path(sys.argv[1]), parse_answers(sys.argv[2:]), quiet=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

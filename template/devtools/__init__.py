@@ -1,0 +1,1 @@
+"""Helpers behind noxfile.py: host detection, build-log parsing, reports. Plain Python, tested."""

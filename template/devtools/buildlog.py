@@ -1,0 +1,71 @@
+"""Parse BuildKit's plain progress output (`--progress plain`) into build steps.
+
+Each step is one Dockerfile instruction that BuildKit executed or found in its cache, so a
+report can say which steps ran and which were cached, per service and stage.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_HEADER = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<text>.*)$")
+_STATUS = re.compile(r"^#(\d+) (?P<status>CACHED|DONE|ERROR)\b ?(?P<seconds>[\d.]+)?")
+_LABEL = re.compile(r"^(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/(?P<total>\d+)$")
+# Instructions that make BuildKit vertices worth counting; FROM only resolves an image.
+COUNTED = {"RUN", "COPY", "ADD", "WORKDIR"}
+
+
+@dataclass
+class Step:
+    """One Dockerfile instruction as BuildKit reported it."""
+
+    vertex: int
+    service: str
+    stage: str
+    index: int
+    instruction: str
+    text: str
+    status: str = "pending"
+    seconds: float = 0.0
+
+    @property
+    def cached(self) -> bool:
+        """True when BuildKit reused the step from its cache."""
+        return self.status == "CACHED"
+
+
+def parse(lines: Iterable[str], default_service: str = "") -> list[Step]:
+    """The counted steps in a plain progress log, in the order BuildKit first named them."""
+    steps: dict[int, Step] = {}
+    for raw in lines:
+        line = raw.rstrip("\n")
+        header = _HEADER.match(line)
+        if header:
+            vertex = int(line[1:].split(" ", 1)[0])
+            label = _LABEL.match(header["label"])
+            instruction = header["text"].split(" ", 1)[0].upper()
+            if label and instruction in COUNTED and vertex not in steps:
+                steps[vertex] = Step(
+                    vertex=vertex,
+                    service=label["service"] or default_service,
+                    stage=label["stage"],
+                    index=int(label["index"]),
+                    instruction=instruction,
+                    text=header["text"],
+                )
+            continue
+        status = _STATUS.match(line)
+        if status and int(status.group(1)) in steps:
+            step = steps[int(status.group(1))]
+            step.status = status["status"]
+            step.seconds = float(status["seconds"] or 0.0)
+    return list(steps.values())
+
+
+def summary(steps: Iterable[Step]) -> tuple[int, int]:
+    """(steps run, steps cached)."""
+    steps = list(steps)
+    cached = sum(step.cached for step in steps)
+    return len(steps) - cached, cached

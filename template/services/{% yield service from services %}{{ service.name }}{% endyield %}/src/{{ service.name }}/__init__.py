@@ -1,0 +1,1 @@
+"""A service of this workspace: its routes live in app.py."""

@@ -1,0 +1,5 @@
+"""Run this service: python -m <service>."""
+
+from shared.serve import serve
+
+serve(f"{__package__}.app:app")

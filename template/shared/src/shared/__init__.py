@@ -1,0 +1,1 @@
+"""Code that every service shares: the HTTP app factory, the server runner, probes."""

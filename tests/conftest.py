@@ -1,0 +1,124 @@
+"""Fixtures: rendering the template, the Docker Engine, stand-in base images, a built repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.offline_images import ensure as ensure_base_images
+from scripts.render import OFFLINE_ANSWERS, render
+
+BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
+COMPOSE = str(BIN / "docker-compose")
+# The template's copy task and the generated tooling find uv and docker-compose on PATH.
+os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+# uv locks a workspace with an interpreter its requires-python allows. Where pyenv holds
+# several Pythons (as on these CI machines), let its shims find them all, current one first.
+_pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+if _pyenv.is_dir() and "PYENV_VERSION" not in os.environ:
+    _current = f"{sys.version_info.major}.{sys.version_info.minor}."
+    _versions = sorted(p.name for p in _pyenv.iterdir() if p.name.startswith("3."))
+    os.environ["PYENV_VERSION"] = ":".join(
+        sorted(_versions, key=lambda v: (not v.startswith(_current), v))
+    )
+HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
+        timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a command, capturing its output; on failure show it."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    if check and proc.returncode:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def compose_config(repo: Path, *files: str) -> dict[str, Any]:
+    """`docker compose config` of `files` (compose.yaml alone by default), parsed."""
+    file_args = [arg for name in (files or ("compose.yaml",)) for arg in ("-f", name)]
+    out = run([COMPOSE, *file_args, "config", "--format", "json"], cwd=repo)
+    return json.loads(out.stdout)
+
+
+def nox(repo: Path, *args: str, env: dict[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess:
+    """The generated repo's nox, run with this dev environment's Python and tools."""
+    return run([sys.executable, "-m", "nox", *args], cwd=repo, env=env, check=check)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def rendered(tmp_path: Path) -> Callable[..., Path]:
+    """Render the template with some answers into a fresh folder."""
+    def _render(answers: dict[str, Any] | None = None, name: str = "repo", **kwargs: Any) -> Path:
+        return render(tmp_path / name, answers, **kwargs)
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """A Docker client for a reachable engine; without one, a skip that says so (CI fails)."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as error:
+        message = f"no Docker Engine reachable ({error}): start dockerd, or run .ci/run"
+        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+@pytest.fixture(scope="session")
+def ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The host's CA bundle plus a unique marker line, to look for in image layers."""
+    marker = f"# ca-bundle-marker-{uuid.uuid4().hex}".encode()
+    path = tmp_path_factory.mktemp("ca") / "ca-bundle.pem"
+    path.write_bytes(HOST_CA_BUNDLE.read_bytes() + b"\n" + marker + b"\n")
+    return path, marker
+
+
+def write_env(repo: Path, ca_bundle: Path, **extra: str) -> None:
+    """A .env from .env.example with the CA bundle and any extra settings."""
+    text = (repo / ".env.example").read_text().replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
+    text += "".join(f"{key}={value}\n" for key, value in extra.items())
+    (repo / ".env").write_text(text)
+
+
+@pytest.fixture(scope="session")
+def offline_repo(engine, ca_bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default answers, offline-capable, with stand-in base images and a .env."""
+    repo = render(tmp_path_factory.mktemp("offline") / "morgan", dict(OFFLINE_ANSWERS))
+    write_env(repo, ca_bundle[0])
+    ensure_base_images(repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def built_repo(offline_repo: Path) -> tuple[Path, str]:
+    """The offline repo with every image built by `nox -s build`, and that session's output."""
+    out = nox(offline_repo, "-s", "build")
+    return offline_repo, out.stdout + out.stderr

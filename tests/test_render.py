@@ -1,0 +1,216 @@
+"""Render the template for many answer sets and check the generated repo without building it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, compose_config, nox, run
+
+CPU = {"gpu": False, "apt_packages": []}
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "single-cpu": {"services": [{"name": "api", "port": 9000, **CPU}]},
+    "gpu-only": {
+        "services": [{"name": "tts", "gpu": True, "port": 8002, "apt_packages": ["libsndfile1"]}]
+    },
+    "custom-names-ports": {
+        "project_name": "Acme Speech",
+        "services": [
+            {"name": "web_api", "port": 7000, "gpu": False, "apt_packages": ["curl", "git"]},
+            {"name": "worker2", "port": 7001, "gpu": True, "apt_packages": []},
+            {"name": "batch", "port": 7002},  # gpu and apt_packages may be left out
+        ],
+    },
+    "python-3.11": {"python_version": "3.11"},
+    "python-3.12": {"python_version": "3.12"},
+    "python-3.13": {"python_version": "3.13"},
+    "syntax-empty": {"dockerfile_syntax": ""},
+    "syntax-set": {"dockerfile_syntax": "docker/dockerfile:1.7"},
+    "mirror-index-registry": {
+        "image_mirror": "harbor.example.com/proxy/",
+        "pypi_index_url": "https://nexus.example.com/repository/pypi/simple",
+        "registry": "registry.example.com/team",
+        "cuda_version": "12.6.3",
+        "cuda_flavor": "runtime",
+        "cuda_os": "ubuntu22.04",
+    },
+}
+DEFAULT_SERVICES = [
+    {"name": "core", "gpu": False, "port": 8000},
+    {"name": "llm", "gpu": False, "port": 8001},
+    {"name": "tts", "gpu": True, "port": 8002},
+    {"name": "stt", "gpu": True, "port": 8003},
+]
+
+
+def services_of(answers: dict[str, Any]) -> list[dict[str, Any]]:
+    """The services an answer set asks for, with gpu filled in."""
+    return [{"gpu": False, **s} for s in answers.get("services", DEFAULT_SERVICES)]
+
+
+@pytest.fixture(scope="module", params=list(ANSWER_SETS), ids=list(ANSWER_SETS))
+def case(request, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """A repo rendered from one answer set (module-scoped: rendered once, checked many ways)."""
+    from scripts.render import render
+
+    answers = ANSWER_SETS[request.param]
+    # A private index is unreachable from here, so that render cannot lock: skip its task.
+    skip_tasks = bool(answers.get("pypi_index_url"))
+    repo = render(tmp_path_factory.mktemp(request.param) / "repo", answers, skip_tasks=skip_tasks)
+    return repo, answers
+
+
+def stages(dockerfile: str) -> dict[str, str]:
+    """Stage name -> the image or stage it starts FROM."""
+    return dict(
+        (name, parent)
+        for parent, name in re.findall(r"^FROM (\S+) AS (\w+)$", dockerfile, re.MULTILINE)
+    )
+
+
+def test_expected_files(case):
+    repo, answers = case
+    expected = [
+        ".copier-answers.yml", ".dockerignore", ".env.example", ".gitignore", ".hadolint.yaml",
+        "Makefile", "README.md", "compose.yaml", "compose.dev.yaml", "noxfile.py",
+        "pyproject.toml", "shared/pyproject.toml", "shared/src/shared/app.py",
+        "devtools/host.py", "devtools/buildlog.py",
+    ]
+    if not answers.get("pypi_index_url"):
+        expected.append("uv.lock")
+    for service in services_of(answers):
+        name = service["name"]
+        expected += [
+            f"services/{name}/Dockerfile", f"services/{name}/pyproject.toml",
+            f"services/{name}/src/{name}/__init__.py", f"services/{name}/src/{name}/__main__.py",
+            f"services/{name}/src/{name}/app.py",
+        ]
+    missing = [path for path in expected if not (repo / path).is_file()]
+    assert not missing
+    assert sorted(p.name for p in (repo / "services").iterdir()) == sorted(
+        s["name"] for s in services_of(answers)
+    )
+    leftovers = [p for p in repo.rglob("*") if ".jinja" in p.name or "{{" in str(p)]
+    assert not leftovers
+
+
+def test_yaml_files_parse(case):
+    repo, _ = case
+    for name in ("compose.yaml", "compose.dev.yaml", ".hadolint.yaml", ".copier-answers.yml"):
+        assert yaml.safe_load((repo / name).read_text())
+
+
+def test_compose_config(case):
+    repo, answers = case
+    config = compose_config(repo)
+    services = services_of(answers)
+    assert sorted(config["services"]) == sorted(s["name"] for s in services)
+    prefix = (answers.get("registry", "") + "/" if answers.get("registry") else "")
+    slug = "acme-speech" if answers.get("project_name") == "Acme Speech" else "morgan"
+    for service in services:
+        spec = config["services"][service["name"]]
+        assert spec["image"] == f"{prefix}{slug}/{service['name']}:latest"
+        assert spec["build"]["target"] == "app"
+        assert spec["build"]["dockerfile"] == f"services/{service['name']}/Dockerfile"
+        assert {s["source"] for s in spec["build"]["secrets"]} == {"ca_bundle", "netrc"}
+        assert spec["healthcheck"]["test"][:1] == ["CMD"]
+        assert [p["target"] for p in spec["ports"]] == [service["port"]]
+        devices = spec.get("deploy", {}).get("resources", {}).get("reservations", {})
+        devices = devices.get("devices", [])
+        if service["gpu"]:
+            assert devices == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]
+        else:
+            assert not devices
+    assert set(config["secrets"]) == {"ca_bundle", "netrc"}
+
+
+def test_compose_config_with_dev_overlay(case):
+    repo, answers = case
+    config = compose_config(repo, "compose.yaml", "compose.dev.yaml")
+    for service in services_of(answers):
+        spec = config["services"][service["name"]]
+        mounts = {(v["source"], v["target"]) for v in spec["volumes"] if v["type"] == "bind"}
+        name = service["name"]
+        assert (str(repo / "shared/src"), "/app/shared/src") in mounts
+        assert (str(repo / f"services/{name}/src"), f"/app/services/{name}/src") in mounts
+        assert spec["environment"]["RELOAD"] == "1"
+        assert spec["build"]["target"] == "app"  # the overlay runs the same image
+
+
+def test_env_example_documents_every_setting(case):
+    repo, _ = case
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", (repo / ".env.example").read_text(),
+                                re.MULTILINE))
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (repo / "compose.yaml").read_text()))
+    for dockerfile in (repo / "services").glob("*/Dockerfile"):
+        used |= {arg for arg in re.findall(r"^ARG (\w+)=", dockerfile.read_text(), re.MULTILINE)
+                 if arg != "IMAGE_VERSION"}  # IMAGE_VERSION is set from TAG
+    noxfile = (repo / "noxfile.py").read_text()
+    used |= set(re.findall(r'"(CA_BUNDLE|NETRC_FILE)"', noxfile))
+    assert used - documented == set()
+
+
+def test_dockerfiles(case):
+    repo, answers = case
+    syntax = answers.get("dockerfile_syntax", "docker/dockerfile:1")
+    mirror = answers.get("image_mirror", "")
+    for service in services_of(answers):
+        name = service["name"]
+        text = (repo / f"services/{name}/Dockerfile").read_text()
+        if syntax:
+            assert text.splitlines()[0] == f"# syntax={syntax}"
+            assert "COPY --link " in text
+        else:
+            assert "# syntax=" not in text
+            assert "--link" not in text  # needs a frontend newer than the built-in one
+        chain = stages(text)
+        assert list(chain) == ["uv", "base", "export", "deps", "shared", "app"]
+        assert chain["app"] == "shared" and chain["shared"] == "deps" and chain["deps"] == "base"
+        args = dict(re.findall(r"^ARG (\w+_IMAGE)=(\S+)$", text, re.MULTILINE))
+        assert args["UV_IMAGE"].startswith(f"{mirror}ghcr.io/astral-sh/uv:")
+        if service["gpu"]:
+            assert chain["base"] == "${CUDA_IMAGE}"
+            cuda = answers.get("cuda_version", "13.0.1")
+            flavor = answers.get("cuda_flavor", "cudnn-runtime")
+            os_tag = answers.get("cuda_os", "ubuntu24.04")
+            assert args["CUDA_IMAGE"] == f"{mirror}nvidia/cuda:{cuda}-{flavor}-{os_tag}"
+            images = [line for line in text.splitlines() if line.startswith(("ARG", "FROM"))]
+            assert not [line for line in images if "devel" in line]
+        else:
+            assert chain["base"] == "${PYTHON_IMAGE}"
+            python = answers.get("python_version", "3.12")
+            assert args["PYTHON_IMAGE"] == f"{mirror}python:{python}-slim-bookworm"
+        assert f"--package {name} --no-emit-workspace" in text
+        assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
+        assert "HEALTHCHECK" in text and "org.opencontainers.image.title" in text
+        for line in text.splitlines():  # the CA bundle only ever arrives as a secret
+            if "ca_bundle" in line or "SSL_CERT_FILE" in line:
+                assert not line.startswith(("ENV", "ARG", "COPY", "ADD")), line
+        if answers.get("pypi_index_url"):
+            assert f"ARG UV_DEFAULT_INDEX={answers['pypi_index_url']}" in text
+
+
+def test_hadolint_passes(case):
+    repo, _ = case
+    dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
+    out = run([str(BIN / "hadolint"), "--config", str(repo / ".hadolint.yaml"), *dockerfiles],
+              cwd=repo, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ruff_passes(case):
+    repo, _ = case
+    run([str(BIN / "ruff"), "check", "--no-cache", "."], cwd=repo)
+    run([str(BIN / "ruff"), "format", "--check", "--no-cache", "."], cwd=repo)
+
+
+def test_nox_lists_sessions(case):
+    repo, _ = case
+    out = nox(repo, "-l")
+    for session in ("build", "build_parallel", "up", "dev", "down"):
+        assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout
