@@ -45,7 +45,6 @@ def load_env(session: nox.Session) -> None:
         value = os.environ.get(key, "")
         if value and not Path(value).is_file():
             session.error(f"{key}={value} in .env is not a file: fix the path or leave it empty")
-    os.environ.setdefault("COMPOSE_BAKE", "false")  # Compose builds through the engine itself
 
 
 def docker_host(session: nox.Session) -> Host:

@@ -1,7 +1,9 @@
 """Parse BuildKit's plain progress output (`--progress plain`) into build steps.
 
 Each step is one Dockerfile instruction that BuildKit executed or found in its cache, so a
-report can say which steps ran and which were cached, per service and stage.
+report can say which steps ran and which were cached, per service and stage. When several
+services are built in one invocation, BuildKit runs a step they share once and names it once
+per service: such a step lists every service that named it.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ class Step:
     """One Dockerfile instruction as BuildKit reported it."""
 
     vertex: int
-    service: str
+    services: list[str]
     stage: str
     index: int
     instruction: str
     text: str
     status: str = "pending"
     seconds: float = 0.0
+
+    @property
+    def service(self) -> str:
+        """The first service BuildKit named this step for."""
+        return self.services[0]
 
     @property
     def cached(self) -> bool:
@@ -38,27 +45,36 @@ class Step:
 
 def parse(lines: Iterable[str], default_service: str = "") -> list[Step]:
     """The counted steps in a plain progress log, in the order BuildKit first named them."""
-    steps: dict[int, Step] = {}
+    steps: dict[tuple[int, int], Step] = {}
+    build = 0  # vertex numbers start again at #1 in each build a log holds
     for raw in lines:
         line = raw.rstrip("\n")
         header = _HEADER.match(line)
         if header:
-            vertex = int(line[1:].split(" ", 1)[0])
+            vertex = int(header.group(1))
+            if vertex == 1 and any(key[0] == build for key in steps):
+                build += 1
+            key = (build, vertex)
             label = _LABEL.match(header["label"])
             instruction = header["text"].split(" ", 1)[0].upper()
-            if label and instruction in COUNTED and vertex not in steps:
-                steps[vertex] = Step(
+            if not label or instruction not in COUNTED:
+                continue
+            service = label["service"] or default_service
+            if key not in steps:
+                steps[key] = Step(
                     vertex=vertex,
-                    service=label["service"] or default_service,
+                    services=[service],
                     stage=label["stage"],
                     index=int(label["index"]),
                     instruction=instruction,
                     text=header["text"],
                 )
+            elif service not in steps[key].services:
+                steps[key].services.append(service)
             continue
         status = _STATUS.match(line)
-        if status and int(status.group(1)) in steps:
-            step = steps[int(status.group(1))]
+        if status and (build, int(status.group(1))) in steps:
+            step = steps[build, int(status.group(1))]
             step.status = status["status"]
             step.seconds = float(status["seconds"] or 0.0)
     return list(steps.values())

@@ -17,10 +17,10 @@ class BuildResult:
     steps: list[Step] = field(default_factory=list)
 
     def steps_of(self, service: str) -> list[Step]:
-        """Steps BuildKit attributed to `service` (all of them for a one-service build)."""
+        """Steps of `service`, shared ones included (all of them for a one-service build)."""
         if len(self.services) == 1:
             return self.steps
-        return [step for step in self.steps if step.service == service]
+        return [step for step in self.steps if service in step.services]
 
 
 def human_size(size: int | None) -> str:

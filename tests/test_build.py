@@ -1,0 +1,183 @@
+"""The generated repo against a real Docker Engine: builds, caching, serving, secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from devtools import buildlog
+from tests.conftest import COMPOSE, free_port, nox, run
+
+pytestmark = pytest.mark.docker
+SERVICES = ["core", "llm", "tts", "stt"]
+GPU_SERVICES = {"tts", "stt"}
+
+
+def table_rows(output: str) -> dict[str, list[str]]:
+    """The rows of the build table a nox build session printed, by service."""
+    lines = output.splitlines()
+    start = max(i for i, line in enumerate(lines) if re.match(r"^service\s+seconds\s+run", line))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if line.startswith("wall time"):
+            break
+        cells = line.split()
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def get_json(url: str, timeout: float = 5) -> tuple[int, dict]:
+    """GET a URL on loopback; (status, parsed JSON body)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+def project_env(**ports: int) -> dict[str, str]:
+    """A Compose project of its own and the given host ports, so tests never collide."""
+    env = {"COMPOSE_PROJECT_NAME": f"t{uuid.uuid4().hex[:10]}"}
+    env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    return env
+
+
+def test_build_session_builds_every_service(built_repo, engine):
+    repo, output = built_repo
+    rows = table_rows(output)
+    assert sorted(rows) == sorted(SERVICES)
+    for name in SERVICES:
+        seconds, steps_run, steps_cached, *size = rows[name]
+        assert float(seconds) >= 0 and int(steps_run) + int(steps_cached) >= 8
+        assert size and size[0] != "-"
+        image = engine.images.get(f"morgan/{name}:latest")
+        labels = image.labels or {}
+        assert labels["org.opencontainers.image.title"] == f"morgan-{name}"
+        env = dict(item.split("=", 1) for item in image.attrs["Config"]["Env"])
+        assert image.attrs["Config"]["User"] == "10001:10001"
+        if name in GPU_SERVICES:  # built on the CUDA stand-in, with Python added by the Dockerfile
+            assert "no CUDA libraries" in labels["org.copier-uv-docker.stand-in"]
+            assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
+        else:
+            assert "NVIDIA_VISIBLE_DEVICES" not in env
+
+
+def test_gpu_image_runs_python_with_its_dependencies(built_repo, engine):
+    out = engine.containers.run(
+        "morgan/tts:latest", ["python", "-c", "import sys, starlette, uvicorn, tts.app; "
+                              "print(sys.version_info[:2])"], remove=True)
+    assert out.decode().strip() == "(3, 11)"
+
+
+def test_cpu_service_answers_health_under_compose(built_repo):
+    repo, _ = built_repo
+    port = free_port()
+    env = project_env(core=port)
+    try:
+        nox(repo, "-s", "up", "--", "core", env=env)
+        status, body = get_json(f"http://127.0.0.1:{port}/health")
+        assert (status, body) == (200, {"status": "ok", "service": "core"})
+        ps = run([COMPOSE, "ps", "--format", "json"], cwd=repo, env=env).stdout
+        states = [json.loads(line) for line in ps.splitlines() if line.strip()]
+        assert [(s["Service"], s["Health"]) for s in states] == [("core", "healthy")]
+    finally:
+        nox(repo, "-s", "down", env=env, check=False)
+
+
+def test_dev_overlay_reloads_code_without_rebuild(built_repo, engine):
+    repo, _ = built_repo
+    app = repo / "services/llm/src/llm/app.py"
+    original = app.read_text()
+    image_before = engine.images.get("morgan/llm:latest").id
+    port = free_port()
+    env = project_env(llm=port)
+    try:
+        nox(repo, "-s", "dev", "--", "llm", env=env)
+        assert get_json(f"http://127.0.0.1:{port}/")[1]["message"] == "hello"
+        edited = f"edited-{uuid.uuid4().hex[:8]}"
+        app.write_text(original.replace('MESSAGE = "hello"', f'MESSAGE = "{edited}"'))
+        message, deadline = None, time.monotonic() + 60
+        while message != edited and time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                message = get_json(f"http://127.0.0.1:{port}/", timeout=2)[1]["message"]
+            except OSError:  # the server is restarting
+                continue
+        assert message == edited
+        assert engine.images.get("morgan/llm:latest").id == image_before  # nothing was rebuilt
+    finally:
+        app.write_text(original)
+        nox(repo, "-s", "down", env=env, check=False)
+
+
+def test_code_only_change_reruns_no_dependency_step(built_repo, engine):
+    repo, _ = built_repo
+    app = repo / "services/core/src/core/app.py"
+    original = app.read_text()
+    layers_before = engine.images.get("morgan/core:latest").attrs["RootFS"]["Layers"]
+    try:
+        app.write_text(original + f"\n# a code-only change {uuid.uuid4().hex}\n")
+        out = nox(repo, "-s", "build", "--", "core")
+    finally:
+        app.write_text(original)
+    steps = buildlog.parse(out.stdout.splitlines(), default_service="core")
+    ran = [(s.stage, s.text[:50]) for s in steps if not s.cached]
+    assert ran == [("app", "COPY services/core/src /app/services/core/src")]
+    assert {s.stage for s in steps if s.cached} >= {"base", "export", "deps", "shared"}
+    assert table_rows(out.stdout)["core"][1:3] == ["1", str(len(steps) - 1)]
+    layers_after = engine.images.get("morgan/core:latest").attrs["RootFS"]["Layers"]
+    # Only the code layer differs: every layer below it is byte-for-byte the same.
+    assert layers_after[:-1] == layers_before[:-1] and layers_after[-1] != layers_before[-1]
+
+
+def layer_files(image_tar: Path):
+    """(layer, path, content) for every regular file in every layer of a `docker save` tar."""
+    with tarfile.open(image_tar) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(fileobj=io.BytesIO(outer.extractfile(layer).read())) as inner:
+                for member in inner:
+                    data = inner.extractfile(member).read() if member.isfile() else b""
+                    yield layer, member.name, data
+
+
+def test_ca_bundle_never_reaches_a_layer(built_repo, ca_bundle, engine, tmp_path):
+    repo, _ = built_repo
+    _, marker = ca_bundle
+    # --no-cache makes the download steps run now, with the bundle mounted as a secret.
+    out = run([COMPOSE, "--progress", "plain", "build", "--no-cache", "core"], cwd=repo)
+    steps = buildlog.parse((out.stdout + out.stderr).splitlines(), default_service="core")
+    sync = [s for s in steps if "uv pip sync" in s.text]
+    assert len(sync) == 1 and sync[0].status == "DONE"
+    image = engine.images.get("morgan/core:latest")
+    saved = tmp_path / "core.tar"
+    with saved.open("wb") as handle:
+        for chunk in image.save(named=True):
+            handle.write(chunk)
+    files = 0
+    for layer, path, data in layer_files(saved):
+        files += 1
+        assert marker not in data, f"CA bundle found in {layer}: {path}"
+        assert "ca_bundle" not in path and not path.startswith("run/secrets/"), path
+    assert files > 1000  # the scan really read the image's files
+    config = json.dumps(image.attrs["Config"]) + json.dumps(image.history())
+    assert marker.decode() not in config and "ca_bundle" not in json.dumps(image.attrs["Config"])
+
+
+def test_unknown_service_is_refused(built_repo):
+    repo, _ = built_repo
+    out = nox(repo, "-s", "build", "--", "core", "nosuch", check=False)
+    assert out.returncode != 0
+    assert "unknown service nosuch: known services are core, llm, stt, tts" in out.stderr
+
+
+def test_engine_down_is_reported(built_repo):
+    repo, _ = built_repo
+    out = nox(repo, "-s", "build", env={"DOCKER_HOST": "unix:///nonexistent.sock"}, check=False)
+    assert out.returncode != 0
+    assert "Docker Engine not reachable at unix:///nonexistent.sock" in out.stderr
