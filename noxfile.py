@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import nox
 
-from scripts.offline_images import ensure as ensure_base_images
-from scripts.render import OFFLINE_ANSWERS, parse_answers, render
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
+from scripts.render import OFFLINE_ANSWERS, parse_answers, render  # noqa: E402
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
-ROOT = Path(__file__).resolve().parent
 BUILD = ROOT / "build"
 
 
