@@ -84,16 +84,32 @@ def rootfs(with_python: bool) -> Path:
             root.mkdir()
             run("tar", "-C", str(root), "-xf", str(rootfs(with_python=False)))
             run("chroot", str(root), "apt-get", "update", "-qq", stdout=subprocess.DEVNULL)
-            run("chroot", str(root), "apt-get", "install", "-y", "-qq",
-                "--no-install-recommends", "python3", "python3-venv",
-                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, stdout=subprocess.DEVNULL)
+            run(
+                "chroot",
+                str(root),
+                "apt-get",
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "python3",
+                "python3-venv",
+                env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                stdout=subprocess.DEVNULL,
+            )
             (root / "usr/local/bin/python").symlink_to("/usr/bin/python3")
         else:
             if shutil.which("debootstrap") is None:
                 raise StandInError("debootstrap not found: apt-get install debootstrap (as root)")
             print(f"debootstrap {SUITE} from {DEBIAN_MIRROR} (a minute or two)", flush=True)
-            run("debootstrap", "--variant=minbase", SUITE, str(root), DEBIAN_MIRROR,
-                stdout=subprocess.DEVNULL)
+            run(
+                "debootstrap",
+                "--variant=minbase",
+                SUITE,
+                str(root),
+                DEBIAN_MIRROR,
+                stdout=subprocess.DEVNULL,
+            )
             # As in Docker's official Debian images, which the Dockerfiles expect to undo.
             (root / "etc/apt/apt.conf.d/docker-clean").write_text(
                 'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb || true"; };\n'
@@ -133,27 +149,54 @@ def build_python(client: docker.DockerClient, image: str) -> None:
             f"{image}: Debian {SUITE} ships Python {have}, and a stand-in never claims another "
             f"version; render with python_version={have}, or pull or load the real image"
         )
-    import_rootfs(client, image, rootfs(with_python=True), [
-        f"ENV {BASE_ENV}", "ENV LANG=C.UTF-8", f'LABEL {STAND_IN_LABEL}="debian-{SUITE}"',
-        'CMD ["python3"]',
-    ])
+    import_rootfs(
+        client,
+        image,
+        rootfs(with_python=True),
+        [
+            f"ENV {BASE_ENV}",
+            "ENV LANG=C.UTF-8",
+            f'LABEL {STAND_IN_LABEL}="debian-{SUITE}"',
+            'CMD ["python3"]',
+        ],
+    )
 
 
 def build_cuda(client: docker.DockerClient, image: str) -> None:
     """An nvidia/cuda stand-in: Debian without CUDA libraries, enough to build, not to compute."""
     version = image.rsplit(":", 1)[1].split("-", 1)[0]
-    import_rootfs(client, image, rootfs(with_python=False), [
-        f"ENV {BASE_ENV}", f"ENV CUDA_VERSION={version}", "ENV NVIDIA_VISIBLE_DEVICES=all",
-        f'LABEL {STAND_IN_LABEL}="debian-{SUITE}, no CUDA libraries"', 'CMD ["bash"]',
-    ])
+    import_rootfs(
+        client,
+        image,
+        rootfs(with_python=False),
+        [
+            f"ENV {BASE_ENV}",
+            f"ENV CUDA_VERSION={version}",
+            "ENV NVIDIA_VISIBLE_DEVICES=all",
+            f'LABEL {STAND_IN_LABEL}="debian-{SUITE}, no CUDA libraries"',
+            'CMD ["bash"]',
+        ],
+    )
 
 
 def build_uv(client: docker.DockerClient, image: str) -> None:
     """The uv image from the uv wheel of the same version: /uv and /uvx, FROM scratch."""
     version = image.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory() as tmp:
-        run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-            "--platform", "manylinux2014_x86_64", "--dest", tmp, f"uv=={version}")
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--dest",
+            tmp,
+            f"uv=={version}",
+        )
         wheel = next(Path(tmp).glob("uv-*.whl"))
         buffer = io.BytesIO()
         with zipfile.ZipFile(wheel) as whl, tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -164,7 +207,9 @@ def build_uv(client: docker.DockerClient, image: str) -> None:
                 tar.addfile(info, io.BytesIO(data))
         repository, tag = image.rsplit(":", 1)
         client.api.import_image_from_data(
-            buffer.getvalue(), repository=repository, tag=tag,
+            buffer.getvalue(),
+            repository=repository,
+            tag=tag,
             changes=['ENTRYPOINT ["/uv"]', f'LABEL {STAND_IN_LABEL}="uv {version} wheel"'],
         )
 

@@ -33,16 +33,27 @@ if _pyenv.is_dir() and "PYENV_VERSION" not in os.environ:
 HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 900) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess:
     """Run a command, capturing its output; on failure show it."""
     proc = subprocess.run(
-        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if check and proc.returncode:
         raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+            f"{' '.join(cmd)} exited {proc.returncode}\n"
+            f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
 
@@ -54,8 +65,9 @@ def compose_config(repo: Path, *files: str) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def nox(repo: Path, *args: str, env: dict[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess:
+def nox(
+    repo: Path, *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """The generated repo's nox, run with this dev environment's Python and tools."""
     return run([sys.executable, "-m", "nox", *args], cwd=repo, env=env, check=check)
 
@@ -70,6 +82,7 @@ def free_port() -> int:
 @pytest.fixture
 def rendered(tmp_path: Path) -> Callable[..., Path]:
     """Render the template with some answers into a fresh folder."""
+
     def _render(answers: dict[str, Any] | None = None, name: str = "repo", **kwargs: Any) -> Path:
         return render(tmp_path / name, answers, **kwargs)
 
@@ -103,7 +116,9 @@ def ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 def write_env(repo: Path, ca_bundle: Path, **extra: str) -> None:
     """A .env from .env.example with the CA bundle and any extra settings."""
-    text = (repo / ".env.example").read_text().replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
+    text = (
+        (repo / ".env.example").read_text().replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
+    )
     text += "".join(f"{key}={value}\n" for key, value in extra.items())
     (repo / ".env").write_text(text)
 

@@ -6,10 +6,12 @@ import pytest
 
 from scripts.render import render
 
+IDENTIFIER = "lowercase Python identifier"
+PORT_RANGE = "integer from 1 to 65535"
 BAD_ANSWERS = {
-    "uppercase-name": ({"services": [{"name": "Core", "port": 8000}]}, "lowercase Python identifier"),
-    "hyphen-name": ({"services": [{"name": "my-svc", "port": 8000}]}, "lowercase Python identifier"),
-    "digit-first-name": ({"services": [{"name": "1svc", "port": 8000}]}, "lowercase Python identifier"),
+    "uppercase-name": ({"services": [{"name": "Core", "port": 8000}]}, IDENTIFIER),
+    "hyphen-name": ({"services": [{"name": "my-svc", "port": 8000}]}, IDENTIFIER),
+    "digit-first-name": ({"services": [{"name": "1svc", "port": 8000}]}, IDENTIFIER),
     "reserved-name": ({"services": [{"name": "shared", "port": 8000}]}, "not 'shared'"),
     "duplicate-names": (
         {"services": [{"name": "core", "port": 8000}, {"name": "core", "port": 8001}]},
@@ -21,8 +23,8 @@ BAD_ANSWERS = {
     ),
     "empty-services": ({"services": []}, "non-empty YAML list"),
     "services-not-list": ({"services": "core"}, "non-empty YAML list"),
-    "port-not-int": ({"services": [{"name": "core", "port": "http"}]}, "integer from 1 to 65535"),
-    "port-out-of-range": ({"services": [{"name": "core", "port": 70000}]}, "integer from 1 to 65535"),
+    "port-not-int": ({"services": [{"name": "core", "port": "http"}]}, PORT_RANGE),
+    "port-out-of-range": ({"services": [{"name": "core", "port": 70000}]}, PORT_RANGE),
     "missing-port": ({"services": [{"name": "core"}]}, "at least name and port"),
     "gpu-not-bool": ({"services": [{"name": "core", "port": 1, "gpu": "yes"}]}, "true or false"),
     "apt-not-list": (
@@ -55,8 +57,7 @@ def test_bad_answer_is_refused(tmp_path, answers, message):
 
 
 def test_cuda_questions_only_asked_with_gpu_services(tmp_path):
-    repo = render(tmp_path / "repo", {"services": [{"name": "api", "port": 9000}]},
-                  skip_tasks=True)
+    repo = render(tmp_path / "repo", {"services": [{"name": "api", "port": 9000}]}, skip_tasks=True)
     answers = (repo / ".copier-answers.yml").read_text()
     assert "cuda_version" not in answers
     assert "CUDA_IMAGE" not in (repo / ".env.example").read_text()

@@ -48,7 +48,7 @@ def project_env(**ports: int) -> dict[str, str]:
 
 
 def test_build_session_builds_every_service(built_repo, engine):
-    repo, output = built_repo
+    _, output = built_repo
     rows = table_rows(output)
     assert sorted(rows) == sorted(SERVICES)
     for name in SERVICES:
@@ -69,8 +69,10 @@ def test_build_session_builds_every_service(built_repo, engine):
 
 def test_gpu_image_runs_python_with_its_dependencies(built_repo, engine):
     out = engine.containers.run(
-        "morgan/tts:latest", ["python", "-c", "import sys, starlette, uvicorn, tts.app; "
-                              "print(sys.version_info[:2])"], remove=True)
+        "morgan/tts:latest",
+        ["python", "-c", "import sys, starlette, uvicorn, tts.app; print(sys.version_info[:2])"],
+        remove=True,
+    )
     assert out.decode().strip() == "(3, 11)"
 
 

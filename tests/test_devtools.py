@@ -23,8 +23,16 @@ def test_parse_cold_sequential_build():
         by_service.setdefault(step.service, []).append(step)
     assert list(by_service) == ["core", "llm", "stt", "tts"]
     core = by_service["core"]
-    assert [s.stage for s in core] == ["base", "base", "base", "export", "deps", "deps", "shared",
-                                       "app"]
+    assert [s.stage for s in core] == [
+        "base",
+        "base",
+        "base",
+        "export",
+        "deps",
+        "deps",
+        "shared",
+        "app",
+    ]
     assert all(s.status == "DONE" for s in core)  # the first build of all
     # llm came next: everything it shares with core was cached; its export and code ran.
     llm = by_service["llm"]
@@ -70,7 +78,8 @@ def test_build_table():
 
 
 @pytest.mark.parametrize(
-    ("size", "text"), [(None, "-"), (512, "512 B"), (174_000_000, "174.0 MB"), (3 * 10**9, "3.0 GB")]
+    ("size", "text"),
+    [(None, "-"), (512, "512 B"), (174_000_000, "174.0 MB"), (3 * 10**9, "3.0 GB")],
 )
 def test_human_size(size, text):
     assert report.human_size(size) == text

@@ -8,8 +8,9 @@ from scripts import offline_images
 
 
 def test_base_images_are_read_from_the_dockerfiles(rendered):
-    repo = rendered({"image_mirror": "harbor.example.com/proxy/", "python_version": "3.11"},
-                    skip_tasks=True)
+    repo = rendered(
+        {"image_mirror": "harbor.example.com/proxy/", "python_version": "3.11"}, skip_tasks=True
+    )
     assert offline_images.base_images(repo) == [
         "harbor.example.com/proxy/ghcr.io/astral-sh/uv:0.13.9",
         "harbor.example.com/proxy/python:3.11-slim-bookworm",
@@ -39,7 +40,7 @@ def test_unknown_image_has_no_recipe():
 def test_stand_ins_never_claim_another_python(offline_repo, engine, rendered):
     """Debian's Python is 3.11: a python:3.12 stand-in is refused, and nothing is tagged."""
     repo = rendered({"python_version": "3.12"}, skip_tasks=True)
-    with pytest.raises(offline_images.StandInError, match="ships Python 3.11") as refused:
+    with pytest.raises(offline_images.StandInError, match=r"ships Python 3\.11") as refused:
         offline_images.build_python(engine, "python:3.12-slim-bookworm")
     assert "python_version=3.11" in str(refused.value)
     assert not engine.images.list(name="python:3.12-slim-bookworm")
@@ -50,8 +51,12 @@ def test_stand_ins_never_claim_another_python(offline_repo, engine, rendered):
 def test_stand_ins_carry_what_the_dockerfiles_expect(offline_repo, engine):
     python = engine.containers.run(
         "python:3.11-slim-bookworm",
-        ["sh", "-c", "python --version && python3 -m venv --help >/dev/null && "
-         "ls /etc/apt/apt.conf.d/docker-clean"],
+        [
+            "sh",
+            "-c",
+            "python --version && python3 -m venv --help >/dev/null && "
+            "ls /etc/apt/apt.conf.d/docker-clean",
+        ],
         remove=True,
     ).decode()
     assert python.startswith("Python 3.11.")

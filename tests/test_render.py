@@ -76,18 +76,31 @@ def stages(dockerfile: str) -> dict[str, str]:
 def test_expected_files(case):
     repo, answers = case
     expected = [
-        ".copier-answers.yml", ".dockerignore", ".env.example", ".gitignore", ".hadolint.yaml",
-        "Makefile", "README.md", "compose.yaml", "compose.dev.yaml", "noxfile.py",
-        "pyproject.toml", "shared/pyproject.toml", "shared/src/shared/app.py",
-        "devtools/host.py", "devtools/buildlog.py",
+        ".copier-answers.yml",
+        ".dockerignore",
+        ".env.example",
+        ".gitignore",
+        ".hadolint.yaml",
+        "Makefile",
+        "README.md",
+        "compose.yaml",
+        "compose.dev.yaml",
+        "noxfile.py",
+        "pyproject.toml",
+        "shared/pyproject.toml",
+        "shared/src/shared/app.py",
+        "devtools/host.py",
+        "devtools/buildlog.py",
     ]
     if not answers.get("pypi_index_url"):
         expected.append("uv.lock")
     for service in services_of(answers):
         name = service["name"]
         expected += [
-            f"services/{name}/Dockerfile", f"services/{name}/pyproject.toml",
-            f"services/{name}/src/{name}/__init__.py", f"services/{name}/src/{name}/__main__.py",
+            f"services/{name}/Dockerfile",
+            f"services/{name}/pyproject.toml",
+            f"services/{name}/src/{name}/__init__.py",
+            f"services/{name}/src/{name}/__main__.py",
             f"services/{name}/src/{name}/app.py",
         ]
     missing = [path for path in expected if not (repo / path).is_file()]
@@ -110,7 +123,7 @@ def test_compose_config(case):
     config = compose_config(repo)
     services = services_of(answers)
     assert sorted(config["services"]) == sorted(s["name"] for s in services)
-    prefix = (answers.get("registry", "") + "/" if answers.get("registry") else "")
+    prefix = answers.get("registry", "") + "/" if answers.get("registry") else ""
     slug = "acme-speech" if answers.get("project_name") == "Acme Speech" else "morgan"
     for service in services:
         spec = config["services"][service["name"]]
@@ -144,12 +157,16 @@ def test_compose_config_with_dev_overlay(case):
 
 def test_env_example_documents_every_setting(case):
     repo, _ = case
-    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", (repo / ".env.example").read_text(),
-                                re.MULTILINE))
+    documented = set(
+        re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", (repo / ".env.example").read_text(), re.MULTILINE)
+    )
     used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (repo / "compose.yaml").read_text()))
     for dockerfile in (repo / "services").glob("*/Dockerfile"):
-        used |= {arg for arg in re.findall(r"^ARG (\w+)=", dockerfile.read_text(), re.MULTILINE)
-                 if arg != "IMAGE_VERSION"}  # IMAGE_VERSION is set from TAG
+        used |= {
+            arg
+            for arg in re.findall(r"^ARG (\w+)=", dockerfile.read_text(), re.MULTILINE)
+            if arg != "IMAGE_VERSION"
+        }  # IMAGE_VERSION is set from TAG
     noxfile = (repo / "noxfile.py").read_text()
     used |= set(re.findall(r'"(CA_BUNDLE|NETRC_FILE)"', noxfile))
     assert used - documented == set()
@@ -198,8 +215,11 @@ def test_dockerfiles(case):
 def test_hadolint_passes(case):
     repo, _ = case
     dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
-    out = run([str(BIN / "hadolint"), "--config", str(repo / ".hadolint.yaml"), *dockerfiles],
-              cwd=repo, check=False)
+    out = run(
+        [str(BIN / "hadolint"), "--config", str(repo / ".hadolint.yaml"), *dockerfiles],
+        cwd=repo,
+        check=False,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
