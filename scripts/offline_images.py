@@ -8,7 +8,8 @@ engine does not already have, builds a stand-in under that exact name:
 - python:X.Y-*      a Debian bookworm rootfs (debootstrap) with Debian's python3 and python3-venv
                     and /usr/local/bin/python; refused unless Debian's Python is X.Y, so no
                     image ever claims a Python version it does not have.
-- .../astral-sh/uv:V  /uv and /uvx from the uv V wheel on PyPI (FROM scratch, as upstream).
+- .../astral-sh/uv:V  static /uv and /uvx from the uv V musllinux wheel on PyPI (FROM scratch,
+                    as upstream).
 - nvidia/cuda:*     the same Debian rootfs without Python and without CUDA libraries: enough to
                     build GPU services, not to run CUDA code. Labelled as a stand-in.
 Needs root (debootstrap), a Docker Engine, and Debian's mirror and PyPI (or a pip cache).
@@ -17,7 +18,9 @@ Needs root (debootstrap), a Docker Engine, and Debian's mirror and PyPI (or a pi
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -25,6 +28,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -179,25 +184,35 @@ def build_cuda(client: docker.DockerClient, image: str) -> None:
     )
 
 
+def fetch_uv_wheel(version: str, dest: Path) -> Path:
+    """The static (musl) x86_64 uv wheel of `version`, from the package index, hash-checked."""
+    index = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("PIP_INDEX_URL")
+    index = (index or "https://pypi.org/simple").rstrip("/")
+    request = urllib.request.Request(
+        f"{index}/uv/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        files = json.load(response)["files"]
+    wanted = f"uv-{version}-py3-none-musllinux_1_1_x86_64.whl"
+    entry = next((f for f in files if f["filename"] == wanted), None)
+    if entry is None:
+        raise StandInError(f"{wanted} is not on {index}: is uv {version} released?")
+    with urllib.request.urlopen(
+        urllib.parse.urljoin(f"{index}/uv/", entry["url"]), timeout=300
+    ) as response:
+        data = response.read()
+    if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
+        raise StandInError(f"{wanted}: sha256 does not match the index")
+    wheel = dest / wanted
+    wheel.write_bytes(data)
+    return wheel
+
+
 def build_uv(client: docker.DockerClient, image: str) -> None:
-    """The uv image from the uv wheel of the same version: /uv and /uvx, FROM scratch."""
+    """The uv image from the uv wheel of the same version: static /uv and /uvx, FROM scratch."""
     version = image.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory() as tmp:
-        run(
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--platform",
-            "manylinux2014_x86_64",
-            "--dest",
-            tmp,
-            f"uv=={version}",
-        )
-        wheel = next(Path(tmp).glob("uv-*.whl"))
+        wheel = fetch_uv_wheel(version, Path(tmp))
         buffer = io.BytesIO()
         with zipfile.ZipFile(wheel) as whl, tarfile.open(fileobj=buffer, mode="w") as tar:
             for binary in ("uv", "uvx"):
