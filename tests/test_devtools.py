@@ -64,6 +64,13 @@ def test_parse_ignores_noise_and_keeps_errors():
     ]
     (step,) = buildlog.parse(log, default_service="core")
     assert (step.service, step.stage, step.index, step.status) == ("core", "deps", 2, "ERROR")
+    assert buildlog.failure(log) == "#2 ERROR: process did not complete successfully"
+    solve = "failed to solve: executor failed running [/bin/sh -c uv pip sync]: exit code: 1"
+    assert buildlog.failure([*log, solve]) == solve
+
+
+def test_a_good_build_has_no_failure():
+    assert buildlog.failure(fixture_lines("buildkit-cold-4-services.log")) == ""
 
 
 def test_build_table():

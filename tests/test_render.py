@@ -232,5 +232,19 @@ def test_ruff_passes(case):
 def test_nox_lists_sessions(case):
     repo, _ = case
     out = nox(repo, "-l")
-    for session in ("build", "build_parallel", "up", "dev", "down"):
+    sessions = (
+        "build",
+        "build_parallel",
+        "prune",
+        "du",
+        "dive",
+        "lint",
+        "cuda_check",
+        "up",
+        "dev",
+        "down",
+        "push",
+        "history",
+    )
+    for session in sessions:
         assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 _HEADER = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<text>.*)$")
 _STATUS = re.compile(r"^#(\d+) (?P<status>CACHED|DONE|ERROR)\b ?(?P<seconds>[\d.]+)?")
+_FAILED = re.compile(r"^(?:\w+: )?failed to solve", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/(?P<total>\d+)$")
 # Instructions that make BuildKit vertices worth counting; FROM only resolves an image.
 COUNTED = {"RUN", "COPY", "ADD", "WORKDIR"}
@@ -85,3 +86,14 @@ def summary(steps: Iterable[Step]) -> tuple[int, int]:
     steps = list(steps)
     cached = sum(step.cached for step in steps)
     return len(steps) - cached, cached
+
+
+def failure(lines: Iterable[str]) -> str:
+    """The line saying why a build failed, or "" when it did not.
+
+    Compose's own builder can exit 0 after a failed build, so the log is the evidence.
+    """
+    stripped = [line.strip() for line in lines]
+    solve = [line for line in stripped if _FAILED.match(line)]
+    errors = [line for line in stripped if (m := _STATUS.match(line)) and m["status"] == "ERROR"]
+    return (solve or errors or [""])[0]

@@ -49,11 +49,26 @@ def image_sizes(images: Iterable[str]) -> dict[str, int | None]:
     return sizes
 
 
+def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> str:
+    """Rows under headers; `align` has an l or r per column (default: first l, others r)."""
+    all_rows = [headers, *rows]
+    align = align or "l" + "r" * (len(headers) - 1)
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(headers))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if side == "l" else cell.rjust(w)
+            for cell, w, side in zip(row, widths, align, strict=True)
+        ).rstrip()
+        for row in all_rows
+    ]
+    return "\n".join([lines[0], "-" * max(len(line) for line in lines), *lines[1:]])
+
+
 def build_table(
     results: list[BuildResult], images: dict[str, str], sizes: dict[str, int | None]
 ) -> str:
     """Service, seconds, steps run / cached and image size, one row per service built."""
-    rows = [("service", "seconds", "run", "cached", "size")]
+    rows = []
     for result in results:
         for service in result.services:
             steps = result.steps_of(service)
@@ -61,13 +76,6 @@ def build_table(
             seconds = result.seconds if len(result.services) == 1 else sum(s.seconds for s in steps)
             size = sizes.get(images.get(service, ""))
             rows.append((service, f"{seconds:.1f}", str(run), str(cached), human_size(size)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-        for row in rows
-    ]
     total = sum(result.seconds for result in results)
-    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], f"wall time: {total:.1f} s"])
+    headers = ("service", "seconds", "run", "cached", "size")
+    return f"{table(headers, rows)}\nwall time: {total:.1f} s"
