@@ -3,7 +3,7 @@ PYTHON ?= python3
 UV := .tools/bin/uv
 NOX := $(UV) run --frozen nox
 
-.PHONY: help demo test lint render clean
+.PHONY: help demo bench test lint render clean
 
 help: ## List the targets
 	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed "s/:.*## /\t/"
@@ -16,6 +16,9 @@ $(UV):
 
 demo: .venv/.synced ## Render the default answers into build/demo and build every image
 	$(NOX) -s demo
+
+bench: .venv/.synced ## Benchmark against a naive baseline: build/bench/report.md
+	$(NOX) -s bench
 
 test: .venv/.synced ## Run the tests (the Docker ones need a running engine)
 	$(NOX) -s tests

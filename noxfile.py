@@ -54,6 +54,12 @@ def demo(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark the generated Dockerfiles against a naive baseline; writes build/bench/."""
+    session.run("python", "scripts/bench.py", *session.posargs)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite: nox -s tests -- -k build."""
     session.run("pytest", *session.posargs)

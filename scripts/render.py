@@ -9,6 +9,7 @@ It renders the working tree (uncommitted changes included), not the newest tag.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,22 @@ def render(
 ) -> Path:
     """Copy the template into `dest` with `answers` (defaults for the rest); return `dest`."""
     from copier import run_copy
+    from plumbum import local  # copier runs its tasks in plumbum's copy of the environment
 
-    run_copy(
-        str(template),
-        str(dest),
-        data=answers or {},
-        defaults=True,
-        unsafe=True,
-        vcs_ref=vcs_ref,
-        quiet=quiet,
-        overwrite=True,
-        skip_tasks=skip_tasks,
-    )
+    # The template's task runs uv: the one installed beside this Python comes first.
+    path = os.pathsep.join([str(Path(sys.executable).parent), local.env.get("PATH", "")])
+    with local.env(PATH=path):
+        run_copy(
+            str(template),
+            str(dest),
+            data=answers or {},
+            defaults=True,
+            unsafe=True,
+            vcs_ref=vcs_ref,
+            quiet=quiet,
+            overwrite=True,
+            skip_tasks=skip_tasks,
+        )
     return dest
 
 

@@ -28,6 +28,7 @@ def sizes_in_bytes(column: list[str]) -> list[float]:
 
 def test_build_parallel_runs_shared_stages_once(built_repo):
     repo, _ = built_repo
+    nox(repo, "-s", "build")  # warm: another test may have emptied the builder cache
     app = repo / "services/llm/src/llm/app.py"
     original = app.read_text()
     try:

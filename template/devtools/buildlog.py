@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEADER = re.compile(r"^#(\d+) \[(?P<label>[^\]]+)\] (?P<text>.*)$")
 _STATUS = re.compile(r"^#(\d+) (?P<status>CACHED|DONE|ERROR)\b ?(?P<seconds>[\d.]+)?")
+_OUTPUT = re.compile(r"^#(\d+) \d+\.\d+ (?P<text>.*)$")
+_CONTEXT = re.compile(r"^#(\d+) transferring context: (?P<size>[\d.]+)(?P<unit>[kMG]?B)\b")
+_UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}
 _FAILED = re.compile(r"^(?:\w+: )?failed to solve", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/(?P<total>\d+)$")
 # Instructions that make BuildKit vertices worth counting; FROM only resolves an image.
@@ -32,6 +35,7 @@ class Step:
     text: str
     status: str = "pending"
     seconds: float = 0.0
+    output: list[str] = field(default_factory=list)
 
     @property
     def service(self) -> str:
@@ -73,6 +77,10 @@ def parse(lines: Iterable[str], default_service: str = "") -> list[Step]:
             elif service not in steps[key].services:
                 steps[key].services.append(service)
             continue
+        output = _OUTPUT.match(line)
+        if output and (build, int(output.group(1))) in steps:
+            steps[build, int(output.group(1))].output.append(output["text"])
+            continue
         status = _STATUS.match(line)
         if status and (build, int(status.group(1))) in steps:
             step = steps[build, int(status.group(1))]
@@ -97,3 +105,19 @@ def failure(lines: Iterable[str]) -> str:
     solve = [line for line in stripped if _FAILED.match(line)]
     errors = [line for line in stripped if (m := _STATUS.match(line)) and m["status"] == "ERROR"]
     return (solve or errors or [""])[0]
+
+
+def context_bytes(lines: Iterable[str], default_service: str = "") -> dict[str, int]:
+    """Bytes of build context sent per service (the last 'transferring context' of each)."""
+    labels: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    for raw in lines:
+        line = raw.strip()
+        header = _HEADER.match(line)
+        if header and "build context" in header["text"]:
+            words = header["label"].split()  # "core internal", or "internal" for one build
+            labels[header.group(1)] = words[0] if len(words) > 1 else default_service
+        sent = _CONTEXT.match(line)
+        if sent and sent.group(1) in labels:
+            sizes[labels[sent.group(1)]] = int(float(sent["size"]) * _UNITS[sent["unit"]])
+    return sizes

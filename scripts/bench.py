@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+"""Benchmark the generated Dockerfiles against a naive baseline, on one machine in one run.
+
+    nox -s bench -- [--out build/bench]
+
+It renders the default answers (python 3.11, stand-in base images, so it runs offline), adds
+a data folder and logs to the sample, and copies it once more as the baseline: one stage per
+service, `COPY . .` before installing, no cache mounts, no .dockerignore, the shape most repos
+start from. Each scenario then builds both, and the report gives seconds, steps run / cached,
+new layer bytes and build context per service, with the ratios to the baseline as headline:
+absolute times on shared machines drift. It writes report.md and results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "template"))
+sys.path.insert(0, str(ROOT))
+
+from devtools import buildlog  # noqa: E402
+from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
+from scripts.render import OFFLINE_ANSWERS, render  # noqa: E402
+
+BIN = Path(sys.executable).parent
+COMPOSE = str(BIN / "docker-compose") if (BIN / "docker-compose").exists() else "docker-compose"
+HOST_CA_BUNDLE = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
+SERVICES = ["core", "llm", "tts", "stt"]
+GPU = {"tts", "stt"}
+# What the services of an ML team pull in: enough that reinstalling them costs what it does
+# in real repos (the template's own sample app needs only starlette and uvicorn).
+SAMPLE_DEPENDENCIES = {
+    "core": ["numpy", "pandas", "pyarrow"],
+    "llm": ["numpy", "tokenizers"],
+    "tts": ["numpy", "scipy"],
+    "stt": ["numpy", "scipy"],
+}
+DATA_BYTES = 24_000_000  # the sample's data/ folder: an unfiltered context shows it
+LOG_BYTES = 6_000_000
+_PREPARED = re.compile(r"Prepared (\d+) packages?")
+_APT_GET = re.compile(r"^Get:\d+ ")
+
+NAIVE_DOCKERFILE = """\
+FROM {base}
+COPY --from={uv_image} /uv /bin/uv
+{apt}WORKDIR /app
+COPY . .
+RUN --mount=type=secret,id=ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle \\
+    UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-dev --package {name}
+ENV PATH=/app/.venv/bin:$PATH PYTHONPATH=/app/shared/src:/app/services/{name}/src
+CMD ["python", "-m", "{name}"]
+"""
+
+
+@dataclass
+class Measure:
+    """One service's build in one scenario and variant."""
+
+    scenario: str
+    variant: str
+    service: str
+    seconds: float
+    run: int
+    cached: int
+    new_bytes: int
+    context_bytes: int
+    image_bytes: int
+    prepared: int  # packages uv had to fetch (not in its cache)
+    apt_fetched: int  # .deb files apt downloaded
+    ran: list[str] = field(default_factory=list)  # stage/instruction of each step that ran
+    failure: str = ""
+
+
+@dataclass
+class Variant:
+    """A copy of the sample repo and how to build it."""
+
+    name: str
+    repo: Path
+    compose_file: str
+    image_prefix: str
+
+    def image(self, service: str) -> str:
+        return f"{self.image_prefix}/{service}:latest"
+
+
+def write_sample_data(repo: Path) -> None:
+    """The data and logs a real repo carries around: big, and never needed in an image."""
+    (repo / "data").mkdir(exist_ok=True)
+    (repo / "data" / "samples.bin").write_bytes(os.urandom(DATA_BYTES))
+    (repo / "logs").mkdir(exist_ok=True)
+    line = b"2026-01-01T00:00:00Z INFO request served in 3 ms\n"
+    (repo / "logs" / "app.log").write_bytes(line * (LOG_BYTES // len(line)))
+
+
+def write_env(repo: Path, ca_bundle: str) -> None:
+    """.env from .env.example, with the CA bundle for a TLS-intercepting proxy."""
+    text = (repo / ".env.example").read_text()
+    (repo / ".env").write_text(text.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n"))
+
+
+def make_naive(optimized: Path, dest: Path, ca_bundle: str) -> Path:
+    """The baseline: the same services, built the way most repos start out."""
+    shutil.copytree(optimized, dest, symlinks=True)
+    (dest / ".dockerignore").unlink()
+    (dest / "naive").mkdir()
+    services = {}
+    for name in SERVICES:
+        dockerfile = (optimized / f"services/{name}/Dockerfile").read_text()
+        base = re.search(r"^ARG (?:PYTHON|CUDA)_IMAGE=(\S+)", dockerfile, re.MULTILINE)[1]
+        uv_image = re.search(r"^ARG UV_IMAGE=(\S+)", dockerfile, re.MULTILINE)[1]
+        packages = [  # the service's apt packages, and Python where the base has none
+            package
+            for line in re.findall(r"--no-install-recommends (.+)$", dockerfile, re.MULTILINE)
+            for package in re.findall(r"[a-z0-9][a-z0-9.+-]+", line)
+        ]
+        apt = f"RUN apt-get update && apt-get install -y {' '.join(packages)}\n" if packages else ""
+        (dest / "naive" / f"{name}.Dockerfile").write_text(
+            NAIVE_DOCKERFILE.format(base=base, uv_image=uv_image, apt=apt, name=name)
+        )
+        services[name] = {
+            "image": f"naive/{name}:latest",
+            "build": {
+                "context": ".",
+                "dockerfile": f"naive/{name}.Dockerfile",
+                "secrets": ["ca_bundle"],
+            },
+        }
+    compose = {"name": "naive", "services": services, "secrets": {"ca_bundle": {"file": ca_bundle}}}
+    (dest / "compose.naive.yaml").write_text(json.dumps(compose, indent=2))
+    return dest
+
+
+def prepare(workdir: Path, ca_bundle: str = HOST_CA_BUNDLE) -> tuple[Variant, Variant]:
+    """Render the sample, give it data and logs, make the baseline copy, ensure base images."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    optimized = render(workdir / "optimized", dict(OFFLINE_ANSWERS))
+    write_sample_data(optimized)
+    for service, requirements in SAMPLE_DEPENDENCIES.items():
+        add_dependency(optimized, service, *requirements)
+    write_env(optimized, ca_bundle)
+    ensure_base_images(optimized)
+    naive = make_naive(optimized, workdir / "naive", ca_bundle)
+    return (
+        Variant("optimized", optimized, "compose.yaml", "morgan"),
+        Variant("naive", naive, "compose.naive.yaml", "naive"),
+    )
+
+
+def layer_sizes(client: docker.DockerClient, image: str) -> list[tuple[str, int]]:
+    """(diff id, uncompressed bytes) of each layer of a local image, bottom first."""
+    sizes: dict[str, int] = {}
+    manifest: list[dict[str, Any]] = []
+    config_name = ""
+    configs: dict[str, bytes] = {}
+    stream = io.BufferedReader(_ChunkReader(client.images.get(image).save()))
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            if member.name.endswith("layer.tar"):
+                sizes[member.name] = member.size
+            elif member.name == "manifest.json":
+                manifest = json.load(tar.extractfile(member))
+            elif member.name.endswith(".json") and member.isfile():
+                configs[member.name] = tar.extractfile(member).read()
+    config_name = manifest[0]["Config"]
+    diff_ids = json.loads(configs[config_name])["rootfs"]["diff_ids"]
+    return [
+        (diff_id, sizes[layer])
+        for diff_id, layer in zip(diff_ids, manifest[0]["Layers"], strict=True)
+    ]
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over the chunks `docker save` streams."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._rest))
+        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
+        return size
+
+
+def engine_layers(client: docker.DockerClient) -> set[str]:
+    """Diff ids of every layer of every local image: what a build need not write again."""
+    return {
+        layer
+        for image in client.images.list(all=True)
+        for layer in image.attrs["RootFS"].get("Layers", [])
+    }
+
+
+def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]:
+    """Build `services` of a variant in one invocation and measure each one."""
+    client = docker.from_env()
+    before = engine_layers(client)
+    cmd = [COMPOSE, "-f", variant.compose_file, "--progress", "plain", "build", *services]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=variant.repo, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    lines = (proc.stdout + proc.stderr).splitlines()
+    one = services[0] if len(services) == 1 else ""
+    steps = buildlog.parse(lines, default_service=one)
+    contexts = buildlog.context_bytes(lines, default_service=one)
+    failure = buildlog.failure(lines) or (f"exit {proc.returncode}" if proc.returncode else "")
+    measures = []
+    for name in services:
+        mine = steps if one else [s for s in steps if name in s.services]
+        run, cached = buildlog.summary(mine)
+        layers = layer_sizes(client, variant.image(name)) if not failure else []
+        new = sum(size for diff_id, size in layers if diff_id not in before)
+        output = [text for step in mine if not step.cached for text in step.output]
+        prepared = sum(int(m[1]) for text in output if (m := _PREPARED.search(text)))
+        measures.append(
+            Measure(
+                scenario=scenario,
+                variant=variant.name,
+                service=name,
+                seconds=seconds if one else sum(s.seconds for s in mine),
+                run=run,
+                cached=cached,
+                new_bytes=new,
+                context_bytes=contexts.get(name, 0),
+                image_bytes=sum(size for _, size in layers),
+                prepared=prepared,
+                apt_fetched=sum(bool(_APT_GET.match(t)) for t in output),
+                ran=[f"{s.stage}: {s.text[:60]}" for s in mine if not s.cached],
+                failure=failure,
+            )
+        )
+    if len(services) > 1:  # one invocation: its wall time and its steps are the honest total
+        run, cached = buildlog.summary(steps)
+        measures.append(
+            Measure(
+                scenario=scenario,
+                variant=variant.name,
+                service="(all)",
+                seconds=seconds,
+                run=run,
+                cached=cached,
+                new_bytes=sum(m.new_bytes for m in measures),
+                context_bytes=sum(contexts.values()),
+                image_bytes=0,
+                prepared=0,
+                apt_fetched=0,
+                ran=[f"{s.stage}: {s.text[:60]}" for s in steps if not s.cached],
+                failure=failure,
+            )
+        )
+    return measures
+
+
+# Scenario edits: each applied the same way to both variants.
+def edit_code(repo: Path, service: str = "core") -> None:
+    """A code-only change in one service."""
+    app = repo / f"services/{service}/src/{service}/app.py"
+    app.write_text(app.read_text() + f"\n# edited {uuid.uuid4().hex}\n")
+
+
+def edit_shared(repo: Path) -> None:
+    """A change in the shared package."""
+    app = repo / "shared/src/shared/app.py"
+    app.write_text(app.read_text() + f"\n# edited {uuid.uuid4().hex}\n")
+
+
+def lock(repo: Path) -> None:
+    """Relock the workspace after a pyproject change, as a developer would."""
+    subprocess.run(
+        [str(BIN / "uv") if (BIN / "uv").exists() else "uv", "lock", "--quiet"],
+        cwd=repo,
+        check=True,
+    )
+
+
+def add_dependency(repo: Path, service: str = "tts", *requirements: str) -> None:
+    """Third-party dependencies (pyyaml by default) added to one service."""
+    pyproject = repo / f"services/{service}/pyproject.toml"
+    lines = "".join(f'    "{r}",\n' for r in requirements or ("pyyaml>=6",))
+    pyproject.write_text(
+        pyproject.read_text().replace('    "shared",\n', f'    "shared",\n{lines}')
+    )
+    lock(repo)
+
+
+def bump_version(repo: Path, service: str = "core") -> None:
+    """A version bump of one workspace package."""
+    pyproject = repo / f"services/{service}/pyproject.toml"
+    text = pyproject.read_text()
+    version = re.search(r'^version = "(\d+)\.(\d+)\.(\d+)"', text, re.MULTILINE)
+    bumped = f'version = "{version[1]}.{version[2]}.{int(version[3]) + 1}"'
+    pyproject.write_text(text.replace(version[0], bumped))
+    lock(repo)
+
+
+def empty_builder_cache() -> None:
+    """Cold start: the whole builder cache goes, cache mounts included (images stay)."""
+    docker.from_env().api.prune_builds(all=True)
+
+
+SCENARIOS = [
+    ("cold", "builder cache empty; each service built in turn", None, SERVICES),
+    ("code-only", "one line of core's code changed", edit_code, ["core"]),
+    ("shared", "one line of the shared package changed", edit_shared, SERVICES),
+    ("dependency", "pyyaml added to tts", add_dependency, ["tts"]),
+    ("version-bump", "core's version bumped", bump_version, ["core"]),
+    ("all-together", "cold start, all services in one build", None, SERVICES),
+]
+
+
+def run_scenarios(optimized: Variant, naive: Variant, log=print) -> list[Measure]:
+    """Every scenario, on both variants; the edits are made to both before either builds."""
+    measures: list[Measure] = []
+    for name, what, edit, services in SCENARIOS:
+        log(f"scenario {name}: {what}")
+        if edit:
+            edit(optimized.repo)
+            edit(naive.repo)
+        cold = name in {"cold", "all-together"}
+        # Cold runs empty the one builder cache both variants share: the baseline goes first
+        # and is warmed again afterwards, unmeasured, so later scenarios start warm for both.
+        for variant in (naive, optimized) if cold else (optimized, naive):
+            if cold:
+                empty_builder_cache()
+            if name == "all-together":
+                measures += build(variant, name, services)
+            else:
+                for service in services:
+                    measures += build(variant, name, [service])
+        if name == "cold":
+            for service in services:
+                build(naive, "warm-up", [service])
+    return measures
+
+
+def dive_efficiency(image: str) -> float | None:
+    """dive's efficiency score for a local image (1.0: no byte wasted)."""
+    out = Path(f"/tmp/dive-{uuid.uuid4().hex}.json")
+    dive = str(BIN / "dive") if (BIN / "dive").exists() else "dive"
+    proc = subprocess.run([dive, image, "--json", str(out)], capture_output=True, check=False)
+    if proc.returncode or not out.exists():
+        return None
+    try:
+        return float(json.loads(out.read_text())["image"]["efficiencyScore"])
+    finally:
+        out.unlink()
+
+
+def targets(
+    measures: list[Measure], efficiency: dict[str, float | None], code_bytes: int
+) -> list[dict[str, Any]]:
+    """Each target of the generated Dockerfiles, measured: what, the value, met or not."""
+
+    def pick(scenario: str, variant: str, service: str) -> Measure:
+        return next(
+            m
+            for m in measures
+            if (m.scenario, m.variant, m.service) == (scenario, variant, service)
+        )
+
+    code, code_naive = pick("code-only", "optimized", "core"), pick("code-only", "naive", "core")
+    shared_ok = all(
+        {r.split(":")[0] for r in pick("shared", "optimized", s).ran} <= {"shared", "app"}
+        for s in SERVICES
+    )
+    dep = pick("dependency", "optimized", "tts")
+    bump = pick("version-bump", "optimized", "core")
+    base_runs = sum("RUN groupadd" in r for r in pick("all-together", "optimized", "(all)").ran)
+    context = pick("cold", "optimized", SERVICES[0]).context_bytes
+    rows = [
+        (
+            "code-only: only the code step ran",
+            code.ran,
+            [r for r in code.ran if r.startswith("app")] == code.ran and len(code.ran) == 1,
+        ),
+        (
+            "code-only: new layer bytes within 1 MB of the code",
+            f"{code.new_bytes} B",
+            code.new_bytes <= code_bytes + 1_000_000,
+        ),
+        (
+            "code-only: time at most 3% of the baseline's",
+            f"{100 * code.seconds / max(code_naive.seconds, 1e-9):.1f}%",
+            code.seconds <= 0.03 * code_naive.seconds,
+        ),
+        ("shared change: only shared and app steps ran", "every service", shared_ok),
+        (
+            "dependency added: only new wheels downloaded",
+            f"{dep.prepared} fetched by uv",
+            dep.prepared == 1,
+        ),
+        (
+            "dependency added: apt downloaded nothing",
+            f"{dep.apt_fetched} .deb",
+            dep.apt_fetched == 0,
+        ),
+        (
+            "version bump: dependency layer cached",
+            bump.ran,
+            not any("uv pip sync" in r for r in bump.ran),
+        ),
+        (
+            "all together: shared base steps ran once per base image",
+            f"{base_runs} runs",
+            base_runs == 2,
+        ),
+        ("context at most 1 MB", human(context), context <= 1_000_000),
+    ]
+    rows += [
+        (
+            f"dive efficiency of {image} at least 0.98",
+            f"{score}",
+            score is not None and score >= 0.98,
+        )
+        for image, score in efficiency.items()
+    ]
+    return [{"target": t, "value": v, "met": bool(ok)} for t, v, ok in rows]
+
+
+def human(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(size) < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def report(measures: list[Measure], goals: list[dict[str, Any]], sizes: dict[str, Any]) -> str:
+    """The Markdown report: per scenario and service, optimized beside naive, and the targets."""
+    lines = [
+        "# Build benchmark: generated Dockerfiles vs a naive baseline",
+        "",
+        "Same machine, same run; times drift on shared machines, so read the ratios.",
+        "",
+        "| scenario | service | optimized s | naive s | ratio | run/cached (opt) | "
+        "run/cached (naive) | new bytes (opt) | new bytes (naive) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for scenario, *_ in SCENARIOS:
+        for m in (m for m in measures if m.scenario == scenario and m.variant == "optimized"):
+            n = next(
+                x
+                for x in measures
+                if (x.scenario, x.variant, x.service) == (scenario, "naive", m.service)
+            )
+            ratio = m.seconds / n.seconds if n.seconds else 0
+            lines.append(
+                f"| {scenario} | {m.service} | {m.seconds:.1f} | {n.seconds:.1f} | {ratio:.2f} | "
+                f"{m.run}/{m.cached} | {n.run}/{n.cached} | {human(m.new_bytes)} | "
+                f"{human(n.new_bytes)} |"
+            )
+    contexts = sizes["context"]
+    lines += [
+        "",
+        "Scenarios: " + "; ".join(f"**{s}**: {w}" for s, w, _, _ in SCENARIOS),
+        "",
+        "Build context, as sent by the first build after emptying the cache: optimized "
+        f"{human(contexts['optimized'])}, naive {human(contexts['naive'])}.",
+        "",
+        "| service | image (opt) | image (naive) |",
+        "| --- | ---: | ---: |",
+    ]
+    for service, (opt, naive) in sizes["image"].items():
+        lines.append(f"| {service} | {human(opt)} | {human(naive)} |")
+    lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
+    for goal in goals:
+        lines.append(f"| {goal['target']} | {goal['value']} | {'yes' if goal['met'] else 'NO'} |")
+    failures = sorted({f"{m.variant} {m.scenario}: {m.failure}" for m in measures if m.failure})
+    if failures:
+        lines += ["", "Failed builds:", *[f"- {f}" for f in failures]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
+    args = parser.parse_args()
+    optimized, naive = prepare(args.out / "work")
+    code = optimized.repo / "services/core/src"
+    code_bytes = sum(p.stat().st_size for p in code.rglob("*") if p.is_file())
+    measures = run_scenarios(optimized, naive)
+    efficiency = {
+        optimized.image(s): dive_efficiency(optimized.image(s)) for s in SERVICES if s not in GPU
+    }
+    cold = {(m.variant, m.service): m for m in measures if m.scenario == "cold"}
+    sizes = {
+        "context": {v: cold[v, SERVICES[0]].context_bytes for v in ("optimized", "naive")},
+        "image": {
+            s: (cold["optimized", s].image_bytes, cold["naive", s].image_bytes) for s in SERVICES
+        },
+    }
+    goals = targets(measures, efficiency, code_bytes)
+    text = report(measures, goals, sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.md").write_text(text)
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "measures": [asdict(m) for m in measures],
+                "targets": goals,
+                "sizes": sizes,
+                "dive_efficiency": efficiency,
+            },
+            indent=2,
+        )
+    )
+    print(text)
+    print(f"written: {args.out / 'report.md'} and {args.out / 'results.json'}")
+    return 0 if all(goal["met"] for goal in goals) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Cache-correct builds: which steps each kind of change reruns, on the benchmark's sample.
+
+The benchmark (scripts/bench.py) times these scenarios against a naive baseline; here the
+same edits and builds assert structure only: which steps ran, which were cached, which bytes
+are new. Times belong in the benchmark's report.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts import bench
+from scripts.offline_images import ensure as ensure_base_images
+from scripts.render import OFFLINE_ANSWERS, render
+from tests.conftest import write_env
+
+pytestmark = pytest.mark.docker
+PREFIX = "cachetest"
+
+
+def ran(measure: bench.Measure) -> list[str]:
+    """'stage: instruction…' of each step that ran."""
+    return measure.ran
+
+
+def build_one(sample: bench.Variant, scenario: str, service: str) -> bench.Measure:
+    (measure,) = bench.build(sample, scenario, [service])
+    assert measure.failure == ""
+    return measure
+
+
+@pytest.fixture(scope="module")
+def sample(engine, ca_bundle, tmp_path_factory) -> bench.Variant:
+    """The benchmark's sample (default answers, data and logs), built once, images its own."""
+    repo = render(tmp_path_factory.mktemp("cache") / "sample", dict(OFFLINE_ANSWERS))
+    bench.write_sample_data(repo)
+    write_env(repo, ca_bundle[0], IMAGE_PREFIX=PREFIX)
+    ensure_base_images(repo)
+    variant = bench.Variant("optimized", repo, "compose.yaml", PREFIX)
+    variant.first = [build_one(variant, "first", name) for name in bench.SERVICES]
+    return variant
+
+
+def test_context_leaves_data_and_logs_out(sample):
+    assert (sample.repo / "data/samples.bin").stat().st_size >= 20_000_000
+    for measure in sample.first:
+        assert 0 < measure.context_bytes < 1_000_000, measure
+
+
+def test_code_only_change_reruns_only_the_code_step(sample):
+    bench.edit_code(sample.repo, "core")
+    measure = build_one(sample, "code-only", "core")
+    assert ran(measure) == ["app: COPY services/core/src /app/services/core/src"]
+    code = sample.repo / "services/core/src"
+    code_bytes = sum(p.stat().st_size for p in code.rglob("*") if p.is_file())
+    assert 0 < measure.new_bytes <= code_bytes + 1_000_000
+
+
+def test_shared_change_reruns_shared_and_code_steps_only(sample):
+    bench.edit_shared(sample.repo)
+    stages = {}
+    for service in bench.SERVICES:
+        stages[service] = [step.split(":")[0] for step in ran(build_one(sample, "shared", service))]
+    # core and tts rebuild the shared layer; llm and stt, with the same dependency layer under
+    # it, find that very layer in the cache, and only their code step runs.
+    assert stages == {
+        "core": ["shared", "app"],
+        "llm": ["app"],
+        "tts": ["shared", "app"],
+        "stt": ["app"],
+    }
+
+
+def test_added_dependency_fetches_only_the_new_wheel(sample):
+    bench.add_dependency(sample.repo, "tts", "pyyaml>=6")
+    measure = build_one(sample, "dependency", "tts")
+    stages = [step.split(":")[0] for step in ran(measure)]
+    assert stages == ["export", "deps", "deps", "shared", "app"]  # export, COPY, uv pip sync
+    assert measure.prepared == 1  # pyyaml; uv's cache mount served every other wheel
+    assert measure.apt_fetched == 0 and not any("apt-get" in step for step in ran(measure))
+
+
+def test_version_bump_keeps_the_dependency_layer(sample):
+    before = sample.repo / "uv.lock"
+    lock_before = before.read_text()
+    bench.bump_version(sample.repo, "core")
+    assert before.read_text() != lock_before  # the lock file did change
+    measure = build_one(sample, "version-bump", "core")
+    assert [step.split(":")[0] for step in ran(measure)] == ["export"]
+    assert measure.new_bytes == 0
+
+
+def test_export_leaves_workspace_packages_out(sample, engine):
+    requirements = engine.containers.run(
+        f"{PREFIX}/tts:latest", ["cat", "/app/requirements.txt"], remove=True
+    ).decode()
+    names = {
+        line.split("==")[0]
+        for line in requirements.splitlines()
+        if line and not line.startswith((" ", "#"))
+    }
+    assert {"starlette", "uvicorn", "pyyaml"} <= names
+    assert not names & {"shared", "core", "llm", "tts", "stt"}
+    assert not [line for line in requirements.splitlines() if line.startswith(("-e", "."))]
+
+
+def test_all_services_together_run_shared_stages_once(sample):
+    """Last: it empties the builder cache (images stay)."""
+    bench.empty_builder_cache()
+    measures = bench.build(sample, "all-together", bench.SERVICES)
+    total = measures[-1]
+    assert total.service == "(all)" and total.failure == ""
+    # four services, two base images (CPU and GPU): each base step executed once per image
+    assert sum("RUN groupadd" in step for step in total.ran) == 2
+    assert sum(step.startswith("export:") for step in total.ran) == 4  # one per service
