@@ -211,7 +211,7 @@ def dive(session: nox.Session) -> None:
     failed = []
     for label, image in targets:
         require_image(session, label, image)
-        args = [] if interactive else ["--ci", "--ci-config", str(ROOT / ".dive-ci")]
+        args = [] if interactive else ["--ci", "--ci-config", str(ROOT / ".config/dive-ci.yaml")]
         if archive:  # dive cannot read containerd's store: give it a docker save archive
             tar = Path(session.create_tmp()) / f"{label}.tar"
             with tar.open("wb") as handle:
@@ -224,7 +224,9 @@ def dive(session: nox.Session) -> None:
         except nox.command.CommandFailed:
             failed.append(label)
     if failed:
-        session.error(f"dive found wasted space in {', '.join(failed)}: see above (.dive-ci)")
+        session.error(
+            f"dive found wasted space in {', '.join(failed)}: see above (.config/dive-ci.yaml)"
+        )
 
 
 @nox.session(reuse_venv=True)
