@@ -1,0 +1,535 @@
+"""`copier update` of generated repos: the team's edits survive, the template's changes arrive,
+conflicts are reported by `nox -s template_update`, services come and go through an update, and
+the 0.2.0 migration (.dive-ci -> .config/dive-ci.yaml) runs once, on update only.
+
+Template versions are built in a temporary clone of this repo, since tags may not survive a push:
+each commit whose subject is exactly "Release X.Y.Z" is tagged vX.Y.Z, and the working tree's
+copier.yml, CHANGELOG.md and template/ (uncommitted changes included) are committed on top of HEAD
+and tagged as the minor version after the newest release (`versions.newest`, v0.3.0 once 0.2.0
+is released): what is tested is the working tree, as the next release would ship it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from copier import run_copy, run_update
+from packaging.version import Version
+
+from devtools import template_update
+from scripts.render import TEMPLATE
+from tests.conftest import BIN, nox, run
+
+UV = str(BIN / "uv")
+RELEASE = re.compile(r"^(?P<sha>[0-9a-f]{40}) Release (?P<version>\d+\.\d+\.\d+)$")
+# The version before .dive-ci moved: the migration and the real conflict below start from it.
+BEFORE_MOVE = "v0.1.0"
+CPU = {"gpu": False, "apt_packages": []}
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "single-cpu": {"python_version": "3.11", "services": [{"name": "api", "port": 9000, **CPU}]},
+    "gpu-only": {
+        "python_version": "3.11",
+        "services": [{"name": "tts", "gpu": True, "port": 8002, "apt_packages": ["libsndfile1"]}],
+    },
+}
+SINGLE_CPU = ANSWER_SETS["single-cpu"]
+TEAM_APT = """\
+# Team: ffmpeg, to convert uploaded audio.
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\
+    --mount=type=cache,target=/var/lib/apt,sharing=locked \\
+    apt-get update && apt-get install -y --no-install-recommends ffmpeg
+"""
+TEAM_CODE = '"""Routes the team wrote."""\n\nROUTES = ["/transcribe"]\n'
+
+
+def release_tags(repo: Path) -> list[tuple[str, str]]:
+    """(vX.Y.Z, commit) of each commit whose subject is exactly "Release X.Y.Z", oldest first."""
+    log = run(["git", "log", "--format=%H %s"], cwd=repo).stdout.splitlines()
+    found = [(f"v{m['version']}", m["sha"]) for m in map(RELEASE.match, log) if m]
+    return sorted(found, key=lambda tag: Version(tag[0]))
+
+
+RELEASES = [tag for tag, _ in release_tags(TEMPLATE)]
+
+
+@dataclass(frozen=True)
+class Versions:
+    src: Path  # the temporary clone that copier copies and updates from
+    releases: list[str]  # vX.Y.Z, oldest first
+    newest: str  # the working tree's tag
+
+
+def git(repo: Path, *args: str) -> str:
+    """git in `repo` with a fixed identity (machines running the tests may have none)."""
+    ident = ["-c", "user.name=Team", "-c", "user.email=team@example.com"]
+    return run(["git", *ident, "-c", "commit.gpgsign=false", *args], cwd=repo).stdout
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    """A clone of this repo with a tag per release and the working tree as the newest version."""
+    src = tmp_path_factory.mktemp("template") / "copier-uv-docker"
+    run(["git", "clone", "--quiet", "--no-tags", str(TEMPLATE), str(src)], cwd=src.parent)
+    releases = release_tags(src)
+    for tag, sha in releases:
+        git(src, "tag", tag, sha)
+    paths = ["copier.yml", "CHANGELOG.md", "template"]
+    listed = run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
+        cwd=TEMPLATE,
+    ).stdout.split("\0")
+    shutil.rmtree(src / "template")
+    for path in listed:
+        if path and (TEMPLATE / path).is_file():  # a deleted file stays listed until staged
+            (src / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / path, src / path)
+    commit_all(src, "The working tree under test")
+    last = Version(releases[-1][0]) if releases else Version("0.0.0")
+    newest = f"v{last.major}.{last.minor + 1}.0"
+    git(src, "tag", newest)
+    return Versions(src, [tag for tag, _ in releases], newest)
+
+
+def copy(versions: Versions, dest: Path, answers: dict[str, Any], ref: str | None = None) -> Path:
+    """`copier copy` at `ref` (the newest version by default), committed as a team would."""
+    run_copy(
+        str(versions.src),
+        str(dest),
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        vcs_ref=ref or versions.newest,
+        quiet=True,
+    )
+    if not (dest / ".git").exists():  # versions before 0.2.0 left `git init` to the team
+        git(dest, "init", "--quiet")
+    commit_all(dest, f"copier copy {ref or versions.newest}")
+    return dest
+
+
+def update(repo: Path, ref: str | None = None, **answers: Any) -> None:
+    """`copier update --defaults` to `ref` (the newest version by default)."""
+    run_update(
+        str(repo),
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        overwrite=True,
+        vcs_ref=ref,
+        quiet=True,
+    )
+
+
+def tree(repo: Path) -> dict[str, bytes]:
+    """Every file of a repo but .git, by relative path."""
+    return {
+        path.relative_to(repo).as_posix(): path.read_bytes()
+        for path in sorted(repo.rglob("*"))
+        if path.is_file() and path.relative_to(repo).parts[0] != ".git"
+    }
+
+
+def differences(actual: dict[str, bytes], expected: dict[str, bytes]) -> list[str]:
+    """Paths that differ between two trees, each with a short diff."""
+    result = []
+    for path in sorted(set(actual) | set(expected)):
+        if path not in actual or path not in expected:
+            result.append(f"{path}: only in {'expected' if path in expected else 'actual'}")
+        elif actual[path] != expected[path]:
+            diff = difflib.unified_diff(
+                expected[path].decode(errors="replace").splitlines(),
+                actual[path].decode(errors="replace").splitlines(),
+                "expected",
+                "actual",
+                lineterm="",
+            )
+            result.append(f"{path}:\n" + "\n".join(list(diff)[:40]))
+    return result
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace the first `old` in a file, which must hold it."""
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def first_service(answers: dict[str, Any]) -> str:
+    return answers["services"][0]["name"] if "services" in answers else "core"
+
+
+def team_edits(repo: Path, service: str) -> None:
+    """What a team does in a generated repo, on lines the template does not change."""
+    pkg = repo / "services" / service
+    edit(pkg / "Dockerfile", "FROM base AS deps\n", "FROM base AS deps\n" + TEAM_APT)
+    edit(pkg / "pyproject.toml", '    "shared",\n', '    "shared",\n    "idna>=3",\n')
+    edit(repo / "compose.yaml", "restart: unless-stopped", "restart: always")
+    edit(pkg / "src" / service / "app.py", 'MESSAGE = "hello"', 'MESSAGE = "hello from the team"')
+    (pkg / "src" / service / "routes.py").write_text(TEAM_CODE)
+    dive = repo / ".dive-ci"
+    dive = dive if dive.exists() else repo / ".config" / "dive-ci.yaml"
+    edit(dive, "lowestEfficiency: 0.95", "lowestEfficiency: 0.9")
+    (repo / ".env").write_text("CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\n")
+    run([UV, "lock", "--quiet"], cwd=repo)  # the new dependency, locked
+
+
+def assert_team_edits(repo: Path, service: str) -> None:
+    pkg = repo / "services" / service
+    assert TEAM_APT in (pkg / "Dockerfile").read_text()
+    assert '"idna>=3"' in (pkg / "pyproject.toml").read_text()
+    compose = yaml.safe_load((repo / "compose.yaml").read_text())
+    assert compose["services"][service]["restart"] == "always"
+    assert 'MESSAGE = "hello from the team"' in (pkg / "src" / service / "app.py").read_text()
+    assert (pkg / "src" / service / "routes.py").read_text() == TEAM_CODE
+    assert "lowestEfficiency: 0.9\n" in (repo / ".config" / "dive-ci.yaml").read_text()
+    assert not (repo / ".dive-ci").exists()
+    assert (repo / ".env").read_text() == "CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt\n"
+    run([UV, "lock", "--locked", "--quiet"], cwd=repo)  # uv.lock matches every pyproject.toml
+
+
+def no_conflicts(repo: Path) -> None:
+    outcome = template_update.outcome(repo)
+    assert outcome.conflicts == [] and outcome.rejects == []
+    assert not [p for p in tree(repo) if p.endswith((".rej", ".orig"))]
+
+
+@pytest.mark.parametrize("old", RELEASES)
+@pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
+def test_update_keeps_team_edits(versions, tmp_path, answer_set, old):
+    """Edits on lines the template leaves alone survive; the template's changes arrive."""
+    answers, service = ANSWER_SETS[answer_set], first_service(ANSWER_SETS[answer_set])
+    repo = copy(versions, tmp_path / "team", answers, old)
+    team_edits(repo, service)
+    commit_all(repo, "Team edits")
+    update(repo)
+    assert_team_edits(repo, service)
+    no_conflicts(repo)
+    # The template's changes arrived: the repo is now a fresh copy with the same edits made.
+    expected = copy(versions, tmp_path / "expected", answers)
+    team_edits(expected, service)
+    assert differences(tree(repo), tree(expected)) == []
+
+
+@pytest.mark.parametrize("old", RELEASES)
+@pytest.mark.parametrize("answer_set", list(ANSWER_SETS))
+def test_update_gives_a_fresh_copy(versions, tmp_path, answer_set, old):
+    """Without edits, an update from a release is exactly a copy at the newest version."""
+    answers = ANSWER_SETS[answer_set]
+    repo = copy(versions, tmp_path / "old", answers, old)
+    update(repo)
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["_commit"] == versions.newest
+    fresh = copy(versions, tmp_path / "fresh", answers)
+    assert differences(tree(repo), tree(fresh)) == []
+
+
+def test_same_lines_conflict_is_found(versions, tmp_path):
+    """The team and 0.2.0 both changed the dive session's config line: a conflict, not a pick."""
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU, BEFORE_MOVE)
+    edit(repo / "noxfile.py", 'str(ROOT / ".dive-ci")', 'str(ROOT / "ci" / "dive.yaml")')
+    edit(repo / "services/api/src/api/app.py", 'MESSAGE = "hello"', 'MESSAGE = "ours"')
+    commit_all(repo, "Team edits")
+    update(repo)  # 0.1.0 repos have no template_update session yet: plain copier update
+    noxfile = (repo / "noxfile.py").read_text()
+    assert "<<<<<<< before updating" in noxfile
+    assert 'ROOT / "ci" / "dive.yaml"' in noxfile and ".config/dive-ci.yaml" in noxfile
+    assert 'MESSAGE = "ours"' in (repo / "services/api/src/api/app.py").read_text()
+    lines: list[str] = []
+    outcome = template_update.outcome(repo)
+    assert outcome.conflicts == ["noxfile.py"] and outcome.rejects == []
+    assert template_update.report(outcome, lines.append).endswith("conflicts: noxfile.py")
+
+
+@pytest.fixture(scope="module")
+def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    """`versions` plus one more version (the newest's next patch) that changes the line setting
+    MESSAGE in each service's app.py, with a CHANGELOG entry: repos at `versions.newest` have
+    the template sessions, so they can update to it through nox."""
+    src = tmp_path_factory.mktemp("later") / "copier-uv-docker"
+    run(["git", "clone", "--quiet", str(versions.src), str(src)], cwd=src.parent)
+    edit(
+        next((src / "template" / "services").glob("*/src/*/app.py")),
+        'MESSAGE = "hello"',
+        'MESSAGE = "hello from the template"',
+    )
+    newest = Version(versions.newest)
+    tag = f"v{newest.major}.{newest.minor}.{newest.micro + 1}"
+    entry = f"## {tag[1:]}\n- Each service's default MESSAGE changed. You must do: nothing.\n\n"
+    edit(src / "CHANGELOG.md", "\n## ", f"\n{entry}## ")
+    commit_all(src, f"Release {tag[1:]}")
+    git(src, "tag", tag)
+    return Versions(src, [*versions.releases, versions.newest], tag)
+
+
+@pytest.mark.parametrize("mode", ["inline", "rej"])
+def test_template_update_reports_conflicts(later, tmp_path, mode):
+    """Same lines touched by team and template: nox -s template_update lists it and fails."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    app = repo / "services/api/src/api/app.py"
+    edit(app, 'MESSAGE = "hello"', 'MESSAGE = "ours"')
+    edit(repo / "compose.yaml", "restart: unless-stopped", "restart: always")
+    commit_all(repo, "Team edits")
+    args = ["--", "--conflict", "rej"] if mode == "rej" else []
+    out = nox(repo, "-s", "template_update", *args, check=False)
+    output = out.stdout + out.stderr
+    assert out.returncode != 0, output
+    listed = "services/api/src/api/app.py" + (".rej" if mode == "rej" else "")
+    assert f"then commit:\n  {listed}\n\n" in out.stdout  # the list, one file a line
+    assert f"Session template_update aborted: 1 file(s) with update conflicts: {listed} (" in output
+    if mode == "inline":
+        assert "<<<<<<< before updating" in app.read_text()
+        assert 'MESSAGE = "ours"' in app.read_text()
+        assert 'MESSAGE = "hello from the template"' in app.read_text()
+    else:
+        # The template's line is in the file, the team's rejected hunk in the .rej beside it.
+        assert 'MESSAGE = "hello from the template"' in app.read_text()
+        assert "<<<<<<<" not in app.read_text()
+        assert '+MESSAGE = "ours"' in (repo / listed).read_text()
+    # The edit on other lines merged cleanly and is not reported.
+    assert "restart: always" in (repo / "compose.yaml").read_text()
+    assert "compose.yaml" not in output.split("update conflicts:")[-1]
+
+
+def test_adding_a_service(versions, tmp_path):
+    """-d services=... through template_update: folder, Dockerfile, compose entry, lock."""
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU)
+    services = [*SINGLE_CPU["services"], {"name": "worker", "gpu": True, "port": 9001}]
+    flow = yaml.safe_dump(services, default_flow_style=True).strip()
+    out = nox(repo, "-s", "template_update", "--", "--data", f"services={flow}")
+    assert "Updated without conflicts" in out.stdout
+    assert (repo / "services/worker/Dockerfile").is_file()
+    assert "FROM ${CUDA_IMAGE} AS base" in (repo / "services/worker/Dockerfile").read_text()
+    compose = yaml.safe_load((repo / "compose.yaml").read_text())
+    assert list(compose["services"]) == ["api", "worker"]
+    assert 'name = "worker"' in (repo / "uv.lock").read_text()
+    run([UV, "lock", "--locked", "--quiet"], cwd=repo)
+    fresh = copy(versions, tmp_path / "fresh", {**SINGLE_CPU, "services": services})
+    assert differences(tree(repo), tree(fresh)) == []
+
+
+TWO_CPU = {
+    "python_version": "3.11",
+    "services": [{"name": "api", "port": 9000, **CPU}, {"name": "worker", "port": 9001, **CPU}],
+}
+
+
+def test_removing_a_service(versions, tmp_path):
+    """As documented: every file generated for it goes, edited or not, and template_update
+    lists them; its compose entry goes and uv.lock is relocked."""
+    repo = copy(versions, tmp_path / "team", TWO_CPU)
+    app = repo / "services/worker/src/worker/app.py"
+    edit(app, 'MESSAGE = "hello"', 'MESSAGE = "edited"')
+    commit_all(repo, "Team edits")
+    flow = yaml.safe_dump(TWO_CPU["services"][:1], default_flow_style=True).strip()
+    out = nox(repo, "-s", "template_update", "--", "--data", f"services={flow}")
+    assert "Updated without conflicts" in out.stdout
+    removed = out.stdout.split("Removed by the update")[1]
+    assert (
+        "services/worker/Dockerfile" in removed and "services/worker/src/worker/app.py" in removed
+    )
+    assert not (repo / "services/worker").exists()
+    assert list(yaml.safe_load((repo / "compose.yaml").read_text())["services"]) == ["api"]
+    assert 'name = "worker"' not in (repo / "uv.lock").read_text()
+    assert git(repo, "show", "HEAD:services/worker/src/worker/app.py").count("edited") == 1
+    fresh = copy(versions, tmp_path / "fresh", {**TWO_CPU, "services": TWO_CPU["services"][:1]})
+    assert differences(tree(repo), tree(fresh)) == []
+
+
+def test_removing_a_service_keeps_files_the_team_added(versions, tmp_path):
+    """Files the team added stay; without its pyproject.toml the folder blocks uv lock, so the
+    relock is skipped and template_update says what to do, exiting non-zero."""
+    repo = copy(versions, tmp_path / "team", TWO_CPU)
+    added = repo / "services/worker/src/worker/routes.py"
+    added.write_text(TEAM_CODE)
+    commit_all(repo, "Team code")
+    lock = (repo / "uv.lock").read_text()
+    out = nox(
+        repo, "-s", "template_update", "--", "-d", "services=[{name: api, port: 9000}]", check=False
+    )
+    output = out.stdout + out.stderr
+    assert out.returncode != 0, output
+    assert added.read_text() == TEAM_CODE
+    assert not (repo / "services/worker/pyproject.toml").exists()
+    assert not (repo / "services/worker/Dockerfile").exists()
+    assert "uv lock skipped: no pyproject.toml in services/worker (" in output
+    assert "1 file(s) with update conflicts" not in output
+    assert "services/worker: a removed service's folder still holds your files" in output
+    assert (repo / "uv.lock").read_text() == lock
+
+
+def test_migration_runs_once_on_update_only(versions, tmp_path):
+    """0.2.0 moved .dive-ci: an update from before moves the team's file (thresholds kept),
+    a later update leaves a new .dive-ci alone, and a copy never moves anything."""
+    original = (versions.src / "template/.config/dive-ci.yaml").read_text()
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU, BEFORE_MOVE)
+    assert (repo / ".dive-ci").read_text() == original  # 0.2.0 kept its content
+    edit(repo / ".dive-ci", "highestWastedBytes: 20MB", "highestWastedBytes: 50MB")
+    commit_all(repo, "Team thresholds")
+    update(repo)
+    assert not (repo / ".dive-ci").exists()
+    moved = (repo / ".config/dive-ci.yaml").read_text()
+    assert moved == original.replace("highestWastedBytes: 20MB", "highestWastedBytes: 50MB")
+    commit_all(repo, "Update to the newest template")
+    # Once: the team's next .dive-ci (any file of that name) is not moved by a later update.
+    (repo / ".dive-ci").write_text("# something else\n")
+    commit_all(repo, "Another file named .dive-ci")
+    update(repo, python_version="3.12")
+    assert (repo / ".dive-ci").read_text() == "# something else\n"
+    assert (repo / ".config/dive-ci.yaml").read_text() == moved
+    # Copy only: a .dive-ci already in the destination stays, the template's file is added.
+    dest = tmp_path / "existing"
+    dest.mkdir()
+    (dest / ".dive-ci").write_text("# kept\n")
+    copy(versions, dest, SINGLE_CPU)
+    assert (dest / ".dive-ci").read_text() == "# kept\n"
+    assert (dest / ".config/dive-ci.yaml").read_text() == original
+
+
+def test_migration_is_a_no_op_without_the_old_file(versions, tmp_path):
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU, BEFORE_MOVE)
+    git(repo, "rm", "--quiet", ".dive-ci")
+    commit_all(repo, "We do not use dive")
+    update(repo)
+    assert not (repo / ".dive-ci").exists()
+    no_conflicts(repo)
+
+
+def test_copy_runs_git_init_only_outside_a_repo(versions, tmp_path):
+    """The copy-only task: a git repo (nothing committed) unless already inside one."""
+    repo = tmp_path / "new"
+    run_copy(str(versions.src), str(repo), data=SINGLE_CPU, defaults=True, unsafe=True, quiet=True)
+    assert (repo / ".git").is_dir() and (repo / "uv.lock").is_file()
+    assert run(["git", "rev-parse", "--verify", "HEAD"], cwd=repo, check=False).returncode != 0
+    inner = repo / "deploy" / "services-repo"
+    run_copy(str(versions.src), str(inner), data=SINGLE_CPU, defaults=True, unsafe=True, quiet=True)
+    assert not (inner / ".git").exists() and (inner / "uv.lock").is_file()
+
+
+def test_template_check(later, tmp_path):
+    """nox -s template_check: exit 1 naming the newer version and its CHANGELOG entry, 0 when
+    current, and 2 with one line when the template cannot be reached."""
+    behind = copy(later, tmp_path / "behind", SINGLE_CPU, later.releases[-1])
+    out = nox(behind, "-s", "template_check", check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"on template version {later.releases[-1]}; newer: {later.newest}." in out.stdout
+    assert f"## {later.newest[1:]}\n- Each service's default MESSAGE changed." in out.stdout
+
+    current = copy(later, tmp_path / "current", SINGLE_CPU)
+    out = nox(current, "-s", "template_check")
+    assert f"Up to date: this repo is on template version {later.newest}" in out.stdout
+
+    edit(current / ".copier-answers.yml", str(later.src), str(tmp_path / "moved-away"))
+    out = nox(current, "-s", "template_check", check=False)
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if "template_check:" in line]
+    assert len(errors) == 1 and "cannot list the template's versions" in errors[0]
+
+
+def test_template_check_lists_every_newer_version(versions, tmp_path):
+    """From 0.1.0 (which has no template_check session yet), with the 0.2.0 CHANGELOG entry."""
+    old = copy(versions, tmp_path / "old", SINGLE_CPU, BEFORE_MOVE)
+    lines: list[str] = []
+    assert template_update.check(old, lines.append, lines.append) == 1
+    text = "\n".join(lines)
+    newer = [tag for tag in [*versions.releases, versions.newest] if tag != BEFORE_MOVE]
+    assert f"newer: {', '.join(newer)}." in text
+    assert "## 0.2.0" in text and ".config/dive-ci.yaml" in text
+    assert f"-- --vcs-ref {newer[0]}" in text
+
+
+def test_excluded_files_never_reach_a_repo(tmp_path):
+    """_exclude: caches and merge leftovers in template/ are not copied."""
+    src = tmp_path / "template"  # a plain folder (no git): copier copies it as it is
+    shutil.copytree(TEMPLATE / "template", src / "template")
+    shutil.copy2(TEMPLATE / "copier.yml", src / "copier.yml")
+    junk = ["__pycache__/x.cpython-311.pyc", ".ruff_cache/CACHEDIR.TAG", "Makefile.rej", "~x"]
+    for path in junk:
+        (src / "template" / path).parent.mkdir(parents=True, exist_ok=True)
+        (src / "template" / path).write_text("junk\n")
+    dest = tmp_path / "repo"
+    run_copy(
+        str(src),
+        str(dest),
+        data=SINGLE_CPU,
+        defaults=True,
+        unsafe=True,
+        quiet=True,
+        skip_tasks=True,
+    )
+    assert (dest / "noxfile.py").is_file()
+    assert not [path for path in junk if (dest / path).exists()]
+
+
+# The helper module on its own.
+
+
+def test_parse_version():
+    assert template_update.parse_version("v0.2.0") == Version("0.2.0")
+    assert template_update.parse_version("v0.1.0-3-g1a2b3c4") == Version("0.1.0.post3")
+    assert template_update.parse_version("1a2b3c4d") is None
+
+
+def test_newer_tags_and_changelog():
+    tags = {Version(t[1:]): t for t in ("v0.1.0", "v0.2.0", "v0.10.0")}
+    assert template_update.newer_tags(Version("0.1.0.post3"), tags) == ["v0.2.0", "v0.10.0"]
+    assert template_update.newer_tags(Version("0.10.0"), tags) == []
+    changelog = "# Changelog\n\n## 0.10.0\nTen.\n\n## 0.2.0\nTwo.\n- a\n\n## 0.1.0\nOne.\n"
+    sections = template_update.changelog_sections(changelog, ["v0.2.0", "v0.10.0"])
+    assert sections == ["## 0.10.0\nTen.", "## 0.2.0\nTwo.\n- a"]
+
+
+def test_git_source(tmp_path):
+    assert template_update.git_source("gh:org/tpl", tmp_path) == "https://github.com/org/tpl"
+    assert template_update.git_source("git+https://x/y.git", tmp_path) == "https://x/y.git"
+    (tmp_path / "tpl").mkdir()
+    assert template_update.git_source("tpl", tmp_path) == str(tmp_path / "tpl")
+
+
+def test_update_command_passes_arguments_on():
+    cmd = template_update.update_command("py", ["-d", "services=[]"])
+    assert cmd == [
+        *("py", "-m", "copier", "update", "--trust", "--defaults", "--conflict", "inline"),
+        *("-d", "services=[]"),
+    ]
+    assert template_update.update_command("py", ["--conflict", "rej"])[-2:] == ["--conflict", "rej"]
+    assert "inline" not in template_update.update_command("py", ["--conflict=rej"])
+
+
+def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "--quiet"], cwd=repo)
+    for name in ("kept.py", "gone.py", "clash.py"):
+        (repo / name).write_text("x = 1\n")
+    (repo / ".gitignore").write_text("*.rej\n")
+    commit_all(repo, "init")
+    (repo / "gone.py").unlink()
+    (repo / "clash.py").write_text(
+        "<<<<<<< before updating\nx = 2\n=======\nx = 3\n>>>>>>> after\n"
+    )
+    (repo / "kept.py").write_text("x = '<<<<<<< not a marker'\n")
+    (repo / "new" / "deep").mkdir(parents=True)
+    (repo / "new" / "deep" / "file.py.rej").write_text("@@ -1 +1 @@\n")
+    (repo / "services" / "old" / "src").mkdir(parents=True)
+    (repo / "services" / "old" / "src" / "mine.py").write_text("")
+    result = template_update.outcome(repo)
+    assert result.conflicts == ["clash.py"]
+    assert result.rejects == ["new/deep/file.py.rej"]
+    assert result.deleted == ["gone.py"]
+    assert result.orphans == ["services/old"]
+    lines: list[str] = []
+    problem = template_update.report(result, lines.append)
+    assert problem.startswith("2 file(s) with update conflicts: clash.py, new/deep/file.py.rej")
+    assert "gone.py" in lines[0]
