@@ -328,7 +328,12 @@ SCENARIOS = [
     ("cold", "builder cache empty; each service built in turn", None, SERVICES),
     ("code-only", "one line of core's code changed", edit_code, ["core"]),
     ("shared", "one line of the shared package changed", edit_shared, SERVICES),
-    ("dependency", "pyyaml added to tts", add_dependency, ["tts"]),
+    (
+        "dependency",
+        "humanize added to tts",
+        lambda repo: add_dependency(repo, "tts", "humanize"),
+        ["tts"],
+    ),
     ("version-bump", "core's version bumped", bump_version, ["core"]),
     ("all-together", "cold start, all services in one build", None, SERVICES),
 ]
@@ -338,7 +343,7 @@ def run_scenarios(optimized: Variant, naive: Variant, log=print) -> list[Measure
     """Every scenario, on both variants; the edits are made to both before either builds."""
     measures: list[Measure] = []
     for name, what, edit, services in SCENARIOS:
-        log(f"scenario {name}: {what}")
+        log(f"scenario {name}: {what}", flush=True)
         if edit:
             edit(optimized.repo)
             edit(naive.repo)
@@ -359,6 +364,23 @@ def run_scenarios(optimized: Variant, naive: Variant, log=print) -> list[Measure
     return measures
 
 
+def nox_overhead(variant: Variant, service: str = "core", runs: int = 5) -> dict[str, float]:
+    """Median seconds of a no-change build: the compose command alone, and `nox -s build`."""
+    commands = {
+        "compose build": [COMPOSE, "build", service],
+        "nox -s build": [sys.executable, "-m", "nox", "-s", "build", "--", service],
+    }
+    medians = {}
+    for label, cmd in commands.items():
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(cmd, cwd=variant.repo, capture_output=True, check=True)
+            times.append(time.perf_counter() - start)
+        medians[label] = sorted(times)[len(times) // 2]
+    return medians
+
+
 def dive_efficiency(image: str) -> float | None:
     """dive's efficiency score for a local image (1.0: no byte wasted)."""
     out = Path(f"/tmp/dive-{uuid.uuid4().hex}.json")
@@ -373,7 +395,10 @@ def dive_efficiency(image: str) -> float | None:
 
 
 def targets(
-    measures: list[Measure], efficiency: dict[str, float | None], code_bytes: int
+    measures: list[Measure],
+    efficiency: dict[str, float | None],
+    code_bytes: int,
+    overhead: dict[str, float],
 ) -> list[dict[str, Any]]:
     """Each target of the generated Dockerfiles, measured: what, the value, met or not."""
 
@@ -411,7 +436,7 @@ def targets(
         ),
         ("shared change: only shared and app steps ran", "every service", shared_ok),
         (
-            "dependency added: only new wheels downloaded",
+            "dependency added: only the new wheel downloaded",
             f"{dep.prepared} fetched by uv",
             dep.prepared == 1,
         ),
@@ -423,7 +448,7 @@ def targets(
         (
             "version bump: dependency layer cached",
             bump.ran,
-            not any("uv pip sync" in r for r in bump.ran),
+            not any(r.startswith(("deps:", "shared:", "app:")) for r in bump.ran),
         ),
         (
             "all together: shared base steps ran once per base image",
@@ -432,6 +457,10 @@ def targets(
         ),
         ("context at most 1 MB", human(context), context <= 1_000_000),
     ]
+    extra = overhead["nox -s build"] - overhead["compose build"]
+    rows.append(
+        ("nox -s build adds at most 0.5 s to a no-change build", f"{extra:+.2f} s", extra <= 0.5)
+    )
     rows += [
         (
             f"dive efficiency of {image} at least 0.98",
@@ -494,6 +523,14 @@ def report(measures: list[Measure], goals: list[dict[str, Any]], sizes: dict[str
     failures = sorted({f"{m.variant} {m.scenario}: {m.failure}" for m in measures if m.failure})
     if failures:
         lines += ["", "Failed builds:", *[f"- {f}" for f in failures]]
+    lines += [
+        "",
+        "Notes: the optimized cold builds compile every dependency to bytecode (so containers",
+        "start faster) and the baseline does not, which is most of their extra cold time. A",
+        "rebuild's floor is the fixed cost of one Compose build (start, context check, image",
+        "export); the baseline's rebuild cost is its reinstall, which grows with the network's",
+        "slowness and the dependencies' size, so on a fast mirror the ratio is at its worst.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -515,7 +552,8 @@ def main() -> int:
             s: (cold["optimized", s].image_bytes, cold["naive", s].image_bytes) for s in SERVICES
         },
     }
-    goals = targets(measures, efficiency, code_bytes)
+    overhead = nox_overhead(optimized)
+    goals = targets(measures, efficiency, code_bytes, overhead)
     text = report(measures, goals, sizes)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text)
@@ -526,6 +564,7 @@ def main() -> int:
                 "targets": goals,
                 "sizes": sizes,
                 "dive_efficiency": efficiency,
+                "no_change_build_seconds": overhead,
             },
             indent=2,
         )

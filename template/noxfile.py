@@ -73,16 +73,34 @@ def compose_config(host: Host) -> dict:
     return json.loads(out.stdout)
 
 
-def pick_services(session: nox.Session, host: Host) -> list[str]:
-    """Services named in posargs (all when none; --flags left out), refusing unknown names."""
-    known = list(compose_config(host)["services"])
-    named = [arg for arg in session.posargs if not arg.startswith("-")]
-    unknown = [name for name in named if name not in known]
+def compose_services(host: Host) -> list[str]:
+    """The services compose.yaml defines, sorted."""
+    out = subprocess.run(
+        host.compose_cmd("config", "--services"), cwd=ROOT, capture_output=True, text=True
+    )
+    return sorted(out.stdout.split())
+
+
+def unknown_service(session: nox.Session, host: Host, names: list[str]) -> None:
+    """Stop with the names that compose.yaml does not define, and the ones it does."""
+    known = compose_services(host)
+    unknown = [name for name in names if name not in known]
     if unknown:
         session.error(
             f"unknown service {', '.join(unknown)}: known services are {', '.join(known)}"
         )
-    return named or known
+
+
+def named_services(session: nox.Session) -> list[str]:
+    """The service names in posargs (--flags left out)."""
+    return [arg for arg in session.posargs if not arg.startswith("-")]
+
+
+def pick_services(session: nox.Session, host: Host) -> list[str]:
+    """Services named in posargs (all when none), refusing unknown names."""
+    named = named_services(session)
+    unknown_service(session, host, named)
+    return named or compose_services(host)
 
 
 def image_names(host: Host) -> dict[str, str]:
@@ -121,30 +139,40 @@ def compose_build(session: nox.Session, host: Host, names: list[str]) -> report.
     seconds = time.perf_counter() - start
     why = buildlog.failure(lines)
     if proc.returncode or why:
+        if any("no such service" in line for line in lines):
+            unknown_service(session, host, names)
         session.error(f"build of {', '.join(names)} failed: {why or f'exit {proc.returncode}'}")
     default = names[0] if len(names) == 1 else ""
-    return report.BuildResult(names, seconds, buildlog.parse(lines, default_service=default))
+    steps = buildlog.parse(lines, default_service=default)
+    tagged = buildlog.exported_images(lines)
+    if default and not tagged:
+        unknown_service(session, host, names)  # Compose may skip a name it does not know
+        session.error(f"build of {default} tagged no image: see the log above")
+    images = {default: tagged[0]} if default else image_names(host)
+    return report.BuildResult(names, seconds, steps, images)
 
 
-def print_table(host: Host, results: list[report.BuildResult]) -> None:
+def print_table(results: list[report.BuildResult]) -> None:
     """The build table: service, seconds, steps run / cached, image size."""
-    names = image_names(host)
-    print(report.build_table(results, names, report.image_sizes(names.values())))
+    images = {service: image for result in results for service, image in result.images.items()}
+    print(report.build_table(results, images, report.image_sizes(images.values())))
 
 
 @nox.session(venv_backend="none")
 def build(session: nox.Session) -> None:
     """Build every service image, or those named: nox -s build -- core tts."""
     host = docker_host(session)
-    results = [compose_build(session, host, [name]) for name in pick_services(session, host)]
-    print_table(host, results)
+    session.log(host.describe())
+    names = named_services(session) or compose_services(host)  # Compose checks the names
+    print_table([compose_build(session, host, [name]) for name in names])
 
 
 @nox.session(venv_backend="none")
 def build_parallel(session: nox.Session) -> None:
     """Build all (or the named) services in one invocation: shared stages are built once."""
     host = docker_host(session)
-    print_table(host, [compose_build(session, host, pick_services(session, host))])
+    session.log(host.describe())
+    print_table([compose_build(session, host, pick_services(session, host))])
 
 
 @nox.session(venv_backend="none")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from devtools import buildlog
+from devtools.host import has_buildx
 from tests.conftest import COMPOSE, free_port, nox, run
 
 pytestmark = pytest.mark.docker
@@ -49,6 +50,10 @@ def project_env(**ports: int) -> dict[str, str]:
 
 def test_build_session_builds_every_service(built_repo, engine):
     _, output = built_repo
+    # what the host offers, said once: the engine, which Compose, and whether buildx is there
+    assert re.search(r"Docker Engine \d+\.\d+\S* \(API 1\.\d+\), Compose: ", output)
+    buildx = "buildx: yes" if has_buildx() else "buildx: missing (Compose builds with the engine"
+    assert buildx in output
     rows = table_rows(output)
     assert sorted(rows) == sorted(SERVICES)
     for name in SERVICES:

@@ -101,11 +101,25 @@ def test_missing_compose_says_how_to_get_it(monkeypatch, tmp_path):
 
 
 def test_compose_v1_is_not_taken_for_v2(monkeypatch, tmp_path):
-    fake = tmp_path / "docker-compose"
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "docker-compose"
     fake.write_text("#!/bin/sh\necho 1.29.2\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("COMPOSE_BIN", str(fake))
     monkeypatch.setattr(host.sys, "executable", str(tmp_path / "python"))
     with pytest.raises(host.HostError, match="Compose v2 not found"):
         host.find_compose()
+
+
+def test_exported_images_and_context_sizes():
+    parallel = fixture_lines("buildkit-parallel-code-change.log")
+    assert buildlog.exported_images(parallel) == [
+        "morgan/llm:latest",
+        "morgan/core:latest",
+        "morgan/tts:latest",
+        "morgan/stt:latest",
+    ]
+    cold = buildlog.context_bytes(fixture_lines("buildkit-cold-4-services.log"))
+    # the first build sends the whole (filtered) context, the next ones only what changed
+    assert cold["core"] == 30_840 and all(cold[s] < cold["core"] for s in ("llm", "stt", "tts"))

@@ -17,6 +17,7 @@ _STATUS = re.compile(r"^#(\d+) (?P<status>CACHED|DONE|ERROR)\b ?(?P<seconds>[\d.
 _OUTPUT = re.compile(r"^#(\d+) \d+\.\d+ (?P<text>.*)$")
 _CONTEXT = re.compile(r"^#(\d+) transferring context: (?P<size>[\d.]+)(?P<unit>[kMG]?B)\b")
 _UNITS = {"B": 1, "kB": 10**3, "MB": 10**6, "GB": 10**9}
+_NAMING = re.compile(r"^#(\d+) naming to (?P<image>\S+)")
 _FAILED = re.compile(r"^(?:\w+: )?failed to solve", re.IGNORECASE)
 _LABEL = re.compile(r"^(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/(?P<total>\d+)$")
 # Instructions that make BuildKit vertices worth counting; FROM only resolves an image.
@@ -121,3 +122,13 @@ def context_bytes(lines: Iterable[str], default_service: str = "") -> dict[str, 
         if sent and sent.group(1) in labels:
             sizes[labels[sent.group(1)]] = int(float(sent["size"]) * _UNITS[sent["unit"]])
     return sizes
+
+
+def exported_images(lines: Iterable[str]) -> list[str]:
+    """The images a build tagged ('naming to ...'), in the order BuildKit named them."""
+    images = []
+    for raw in lines:
+        named = _NAMING.match(raw.strip())
+        if named and named["image"].removeprefix("docker.io/") not in images:
+            images.append(named["image"].removeprefix("docker.io/"))
+    return images

