@@ -245,6 +245,8 @@ def test_nox_lists_sessions(case):
         "down",
         "push",
         "history",
+        "template_check",
+        "template_update",
     )
     for session in sessions:
         assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout
