@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
-from copier import run_copy, run_update
+from copier import run_update
 from packaging.version import Version
 
 from devtools import template_update
-from scripts.render import TEMPLATE
+from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, nox, run
 
 UV = str(BIN / "uv")
@@ -105,15 +105,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
 
 def copy(versions: Versions, dest: Path, answers: dict[str, Any], ref: str | None = None) -> Path:
     """`copier copy` at `ref` (the newest version by default), committed as a team would."""
-    run_copy(
-        str(versions.src),
-        str(dest),
-        data=answers,
-        defaults=True,
-        unsafe=True,
-        vcs_ref=ref or versions.newest,
-        quiet=True,
-    )
+    render(dest, answers, vcs_ref=ref or versions.newest, template=versions.src)
     if not (dest / ".git").exists():  # versions before 0.2.0 left `git init` to the team
         git(dest, "init", "--quiet")
     commit_all(dest, f"copier copy {ref or versions.newest}")
@@ -409,11 +401,11 @@ def test_migration_is_a_no_op_without_the_old_file(versions, tmp_path):
 def test_copy_runs_git_init_only_outside_a_repo(versions, tmp_path):
     """The copy-only task: a git repo (nothing committed) unless already inside one."""
     repo = tmp_path / "new"
-    run_copy(str(versions.src), str(repo), data=SINGLE_CPU, defaults=True, unsafe=True, quiet=True)
+    render(repo, SINGLE_CPU, vcs_ref=versions.newest, template=versions.src)
     assert (repo / ".git").is_dir() and (repo / "uv.lock").is_file()
     assert run(["git", "rev-parse", "--verify", "HEAD"], cwd=repo, check=False).returncode != 0
     inner = repo / "deploy" / "services-repo"
-    run_copy(str(versions.src), str(inner), data=SINGLE_CPU, defaults=True, unsafe=True, quiet=True)
+    render(inner, SINGLE_CPU, vcs_ref=versions.newest, template=versions.src)
     assert not (inner / ".git").exists() and (inner / "uv.lock").is_file()
 
 
@@ -459,15 +451,7 @@ def test_excluded_files_never_reach_a_repo(tmp_path):
         (src / "template" / path).parent.mkdir(parents=True, exist_ok=True)
         (src / "template" / path).write_text("junk\n")
     dest = tmp_path / "repo"
-    run_copy(
-        str(src),
-        str(dest),
-        data=SINGLE_CPU,
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        skip_tasks=True,
-    )
+    render(dest, SINGLE_CPU, vcs_ref=None, template=src, skip_tasks=True)
     assert (dest / "noxfile.py").is_file()
     assert not [path for path in junk if (dest / path).exists()]
 
