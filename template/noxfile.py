@@ -61,29 +61,28 @@ def docker_host(session: nox.Session) -> Host:
         session.error(str(error))
 
 
-def compose_config(host: Host) -> dict:
+def compose(session: nox.Session, host: Host, *args: str) -> str:
+    """A Compose command's output, or a one-line error with Compose's reason."""
+    out = subprocess.run(host.compose_cmd(*args), cwd=ROOT, capture_output=True, text=True)
+    if out.returncode:
+        reason = (out.stderr.strip() or f"exit {out.returncode}").splitlines()[-1]
+        session.error(f"docker compose {args[0]} failed: {reason}")
+    return out.stdout
+
+
+def compose_config(session: nox.Session, host: Host) -> dict:
     """`docker compose config` for compose.yaml, parsed."""
-    out = subprocess.run(
-        host.compose_cmd("config", "--format", "json"),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
+    return json.loads(compose(session, host, "config", "--format", "json"))
 
 
-def compose_services(host: Host) -> list[str]:
+def compose_services(session: nox.Session, host: Host) -> list[str]:
     """The services compose.yaml defines, sorted."""
-    out = subprocess.run(
-        host.compose_cmd("config", "--services"), cwd=ROOT, capture_output=True, text=True
-    )
-    return sorted(out.stdout.split())
+    return sorted(compose(session, host, "config", "--services").split())
 
 
 def unknown_service(session: nox.Session, host: Host, names: list[str]) -> None:
     """Stop with the names that compose.yaml does not define, and the ones it does."""
-    known = compose_services(host)
+    known = compose_services(session, host)
     unknown = [name for name in names if name not in known]
     if unknown:
         session.error(
@@ -100,12 +99,13 @@ def pick_services(session: nox.Session, host: Host) -> list[str]:
     """Services named in posargs (all when none), refusing unknown names."""
     named = named_services(session)
     unknown_service(session, host, named)
-    return named or compose_services(host)
+    return named or compose_services(session, host)
 
 
-def image_names(host: Host) -> dict[str, str]:
+def image_names(session: nox.Session, host: Host) -> dict[str, str]:
     """Service -> image name, as compose.yaml and .env name them."""
-    return {name: spec["image"] for name, spec in compose_config(host)["services"].items()}
+    services = compose_config(session, host)["services"]
+    return {name: spec["image"] for name, spec in services.items()}
 
 
 def require_image(session: nox.Session, service: str, image: str) -> None:
@@ -148,7 +148,7 @@ def compose_build(session: nox.Session, host: Host, names: list[str]) -> report.
     if default and not tagged:
         unknown_service(session, host, names)  # Compose may skip a name it does not know
         session.error(f"build of {default} tagged no image: see the log above")
-    images = {default: tagged[0]} if default else image_names(host)
+    images = {default: tagged[0]} if default else image_names(session, host)
     return report.BuildResult(names, seconds, steps, images)
 
 
@@ -163,7 +163,7 @@ def build(session: nox.Session) -> None:
     """Build every service image, or those named: nox -s build -- core tts."""
     host = docker_host(session)
     session.log(host.describe())
-    names = named_services(session) or compose_services(host)  # Compose checks the names
+    names = named_services(session) or compose_services(session, host)  # Compose checks the names
     print_table([compose_build(session, host, [name]) for name in names])
 
 
@@ -208,7 +208,7 @@ def du(session: nox.Session) -> None:
     df = docker.from_env().api.df()
     names = {
         name: image
-        for name, image in image_names(host).items()
+        for name, image in image_names(session, host).items()
         if name in pick_services(session, host)
     }
     rows = images.du_rows(names, df.get("Images") or [])
@@ -232,7 +232,7 @@ def dive(session: nox.Session) -> None:
         if arg.startswith("--image=")
     ]
     if not targets:
-        names = image_names(host)
+        names = image_names(session, host)
         targets = [(name, names[name]) for name in pick_services(session, host)]
     archive = os.environ.get("DIVE_SOURCE") == "archive" or images.uses_containerd_store(
         client.info()
@@ -273,7 +273,7 @@ def history(session: nox.Session) -> None:
     import docker
 
     api = docker.from_env().api
-    names = image_names(host)
+    names = image_names(session, host)
     for service in pick_services(session, host):
         require_image(session, service, names[service])
         print(f"{service}: {names[service]}")
@@ -310,7 +310,7 @@ def cuda_base_image(service: str) -> str:
 def cuda_check(session: nox.Session) -> None:
     """Why a GPU service will not start: driver, CUDA version, NVIDIA runtime, in-image probes."""
     host = docker_host(session)
-    names = image_names(host)
+    names = image_names(session, host)
     gpu = [name for name in pick_services(session, host) if cuda_base_image(name)]
     if not gpu:
         session.error("no GPU service among those named: cuda_check looks at services with gpu")

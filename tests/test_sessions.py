@@ -123,6 +123,15 @@ def test_history_and_dive_need_built_images(built_repo):
         assert f"no image {env['IMAGE_PREFIX']}/core:latest for core: build it first" in out.stderr
 
 
+def test_broken_compose_file_is_one_line(built_repo):
+    repo, _ = built_repo
+    out = nox(repo, "-s", "du", env={"COMPOSE_FILE": "nope.yaml"}, check=False)
+    assert out.returncode != 0
+    (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
+    assert "docker compose config failed:" in line and "nope.yaml" in line
+    assert "Traceback" not in out.stderr
+
+
 def test_buildkit_off_is_refused(built_repo):
     repo, _ = built_repo
     out = nox(repo, "-s", "build", env={"DOCKER_BUILDKIT": "0"}, check=False)

