@@ -6,7 +6,6 @@ a virtualenv of its own.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +16,13 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
-from scripts.render import OFFLINE_ANSWERS, parse_answers, render  # noqa: E402
+from scripts.render import (  # noqa: E402
+    HOST_CA_BUNDLE,
+    OFFLINE_ANSWERS,
+    parse_answers,
+    render,
+    write_env,
+)
 
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "tests"]
@@ -43,11 +48,7 @@ def demo(session: nox.Session) -> None:
     """Render the default answers (offline-capable) into build/demo and build every image."""
     answers = {**OFFLINE_ANSWERS, **parse_answers(session.posargs)}
     dest = render(fresh(BUILD / "demo"), answers, quiet=False)
-    env_lines = (dest / ".env.example").read_text()
-    ca_bundle = os.environ.get("SSL_CERT_FILE", "")
-    if ca_bundle and Path(ca_bundle).is_file():  # the host's CA bundle, for a TLS proxy
-        env_lines = env_lines.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
-    (dest / ".env").write_text(env_lines)
+    write_env(dest, HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None)
     ensure_base_images(dest)
     with session.chdir(dest):
         session.run("nox", "-s", "build", external=True)

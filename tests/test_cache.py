@@ -11,16 +11,10 @@ import pytest
 
 from scripts import bench
 from scripts.offline_images import ensure as ensure_base_images
-from scripts.render import OFFLINE_ANSWERS, render
-from tests.conftest import write_env
+from scripts.render import OFFLINE_ANSWERS, render, write_env
 
 pytestmark = pytest.mark.docker
 PREFIX = "cachetest"
-
-
-def ran(measure: bench.Measure) -> list[str]:
-    """'stage: instruction…' of each step that ran."""
-    return measure.ran
 
 
 def build_one(sample: bench.Variant, scenario: str, service: str) -> bench.Measure:
@@ -50,7 +44,7 @@ def test_context_leaves_data_and_logs_out(sample):
 def test_code_only_change_reruns_only_the_code_step(sample):
     bench.edit_code(sample.repo, "core")
     measure = build_one(sample, "code-only", "core")
-    assert ran(measure) == ["app: COPY services/core/src /app/services/core/src"]
+    assert measure.ran == ["app: COPY services/core/src /app/services/core/src"]
     code = sample.repo / "services/core/src"
     code_bytes = sum(p.stat().st_size for p in code.rglob("*") if p.is_file())
     assert 0 < measure.new_bytes <= code_bytes + 1_000_000
@@ -60,7 +54,7 @@ def test_shared_change_reruns_shared_and_code_steps_only(sample):
     bench.edit_shared(sample.repo)
     stages = {}
     for service in bench.SERVICES:
-        stages[service] = [step.split(":")[0] for step in ran(build_one(sample, "shared", service))]
+        stages[service] = [step.split(":")[0] for step in build_one(sample, "shared", service).ran]
     # core and tts rebuild the shared layer; llm and stt, with the same dependency layer under
     # it, find that very layer in the cache, and only their code step runs.
     assert stages == {
@@ -74,10 +68,10 @@ def test_shared_change_reruns_shared_and_code_steps_only(sample):
 def test_added_dependency_fetches_only_the_new_wheel(sample):
     bench.add_dependency(sample.repo, "tts", "pyyaml>=6")
     measure = build_one(sample, "dependency", "tts")
-    stages = [step.split(":")[0] for step in ran(measure)]
+    stages = [step.split(":")[0] for step in measure.ran]
     assert stages == ["export", "deps", "deps", "shared", "app"]  # export, COPY, uv pip sync
     assert measure.prepared == 1  # pyyaml; uv's cache mount served every other wheel
-    assert measure.apt_fetched == 0 and not any("apt-get" in step for step in ran(measure))
+    assert measure.apt_fetched == 0 and not any("apt-get" in step for step in measure.ran)
 
 
 def test_version_bump_keeps_the_dependency_layer(sample):
@@ -86,7 +80,7 @@ def test_version_bump_keeps_the_dependency_layer(sample):
     bench.bump_version(sample.repo, "core")
     assert before.read_text() != lock_before  # the lock file did change
     measure = build_one(sample, "version-bump", "core")
-    assert [step.split(":")[0] for step in ran(measure)] == ["export"]
+    assert [step.split(":")[0] for step in measure.ran] == ["export"]
     assert measure.new_bytes == 0
 
 

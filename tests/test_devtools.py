@@ -76,7 +76,7 @@ def test_a_good_build_has_no_failure():
 def test_build_table():
     steps = buildlog.parse(fixture_lines("buildkit-parallel-code-change.log"))
     result = report.BuildResult(["core", "llm", "stt", "tts"], 0.9, steps)
-    table = report.build_table(result and [result], {"core": "m/core"}, {"m/core": 174_000_000})
+    table = report.build_table([result], {"core": "m/core"}, {"m/core": 174_000_000})
     lines = table.splitlines()
     assert lines[0].split() == ["service", "seconds", "run", "cached", "size"]
     core = lines[2].split()
