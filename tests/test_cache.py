@@ -25,12 +25,16 @@ def build_one(sample: bench.Variant, scenario: str, service: str) -> bench.Measu
 
 @pytest.fixture(scope="module")
 def sample(engine, ca_bundle, tmp_path_factory) -> bench.Variant:
-    """The benchmark's sample (default answers, data and logs), built once, images its own."""
+    """The benchmark's sample (default answers, data and logs), built once from an empty
+    builder cache, with image names of its own."""
     repo = render(tmp_path_factory.mktemp("cache") / "sample", dict(OFFLINE_ANSWERS))
     bench.write_sample_data(repo)
     write_env(repo, ca_bundle[0], IMAGE_PREFIX=PREFIX)
     ensure_base_images(repo)
     variant = bench.Variant("optimized", repo, "compose.yaml", PREFIX)
+    # The builder starts empty, so each edit below is new to it: a cache left by an earlier
+    # run (which ended with these very edits built) would otherwise answer for them.
+    bench.empty_builder_cache()
     variant.first = [build_one(variant, "first", name) for name in bench.SERVICES]
     return variant
 
