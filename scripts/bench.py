@@ -14,14 +14,13 @@ absolute times on shared machines drift. It writes report.md and results.json.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
+import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from devtools import buildlog, host  # noqa: E402
 from devtools.report import human_size  # noqa: E402
+from scripts import saved_image  # noqa: E402
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env  # noqa: E402
 
@@ -162,48 +162,12 @@ def prepare(workdir: Path, ca_bundle: Path = HOST_CA_BUNDLE) -> tuple[Variant, V
     )
 
 
-def layer_sizes(client: docker.DockerClient, image: str) -> list[tuple[str, int]]:
-    """(diff id, uncompressed bytes) of each layer of a local image, bottom first."""
-    sizes: dict[str, int] = {}
-    manifest: list[dict[str, Any]] = []
-    config_name = ""
-    configs: dict[str, bytes] = {}
-    stream = io.BufferedReader(_ChunkReader(client.images.get(image).save()))
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            if member.name.endswith("layer.tar"):
-                sizes[member.name] = member.size
-            elif member.name == "manifest.json":
-                manifest = json.load(tar.extractfile(member))
-            elif member.name.endswith(".json") and member.isfile():
-                configs[member.name] = tar.extractfile(member).read()
-    config_name = manifest[0]["Config"]
-    diff_ids = json.loads(configs[config_name])["rootfs"]["diff_ids"]
-    return [
-        (diff_id, sizes[layer])
-        for diff_id, layer in zip(diff_ids, manifest[0]["Layers"], strict=True)
-    ]
-
-
-class _ChunkReader(io.RawIOBase):
-    """A file object over the chunks `docker save` streams."""
-
-    def __init__(self, chunks):
-        self._chunks = iter(chunks)
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self._rest:
-            try:
-                self._rest = next(self._chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self._rest))
-        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
-        return size
+def new_layer_bytes(client: docker.DockerClient, image: str, before: set[str]) -> tuple[int, int]:
+    """(bytes of the image's layers that were not in `before`, bytes of all its layers)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sizes = saved_image.layer_sizes(saved_image.save(client, image, Path(tmp) / "image.tar"))
+    new = sum(size for diff_id, size in sizes.items() if diff_id not in before)
+    return new, sum(sizes.values())
 
 
 def engine_layers(client: docker.DockerClient) -> set[str]:
@@ -232,8 +196,9 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
     for name in services:
         mine = steps if one else [s for s in steps if name in s.services]
         run, cached = buildlog.summary(mine)
-        layers = layer_sizes(client, variant.image(name)) if not failure else []
-        new = sum(size for diff_id, size in layers if diff_id not in before)
+        new, image_bytes = (
+            new_layer_bytes(client, variant.image(name), before) if not failure else (0, 0)
+        )
         output = [text for step in mine if not step.cached for text in step.output]
         prepared = sum(int(m[1]) for text in output if (m := _PREPARED.search(text)))
         measures.append(
@@ -246,7 +211,7 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
                 cached=cached,
                 new_bytes=new,
                 context_bytes=contexts.get(name, 0),
-                image_bytes=sum(size for _, size in layers),
+                image_bytes=image_bytes,
                 prepared=prepared,
                 apt_fetched=sum(bool(_APT_GET.match(t)) for t in output),
                 ran=[f"{s.stage}: {s.text[:60]}" for s in mine if not s.cached],

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import tarfile
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from devtools import buildlog
 from devtools.host import has_buildx
+from scripts import saved_image
 from tests.conftest import COMPOSE, free_port, nox, run
 
 pytestmark = pytest.mark.docker
@@ -142,17 +140,6 @@ def test_code_only_change_reruns_no_dependency_step(built_repo, engine):
     assert layers_after[:-1] == layers_before[:-1] and layers_after[-1] != layers_before[-1]
 
 
-def layer_files(image_tar: Path):
-    """(layer, path, content) for every regular file in every layer of a `docker save` tar."""
-    with tarfile.open(image_tar) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))
-        for layer in manifest[0]["Layers"]:
-            with tarfile.open(fileobj=io.BytesIO(outer.extractfile(layer).read())) as inner:
-                for member in inner:
-                    data = inner.extractfile(member).read() if member.isfile() else b""
-                    yield layer, member.name, data
-
-
 def test_ca_bundle_never_reaches_a_layer(built_repo, ca_bundle, engine, tmp_path):
     repo, _ = built_repo
     _, marker = ca_bundle
@@ -162,12 +149,9 @@ def test_ca_bundle_never_reaches_a_layer(built_repo, ca_bundle, engine, tmp_path
     sync = [s for s in steps if "uv pip sync" in s.text]
     assert len(sync) == 1 and sync[0].status == "DONE"
     image = engine.images.get("morgan/core:latest")
-    saved = tmp_path / "core.tar"
-    with saved.open("wb") as handle:
-        for chunk in image.save(named=True):
-            handle.write(chunk)
+    saved = saved_image.save(engine, "morgan/core:latest", tmp_path / "core.tar")
     files = 0
-    for layer, path, data in layer_files(saved):
+    for layer, path, data in saved_image.layer_files(saved):
         files += 1
         assert marker not in data, f"CA bundle found in {layer}: {path}"
         assert "ca_bundle" not in path and not path.startswith("run/secrets/"), path
