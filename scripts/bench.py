@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "template"))
 sys.path.insert(0, str(ROOT))
 
-from devtools import buildlog, host  # noqa: E402
-from devtools.report import human_size  # noqa: E402
+from noxtools import buildlog, host  # noqa: E402
+from noxtools.report import human_size  # noqa: E402
 from scripts import saved_image  # noqa: E402
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env  # noqa: E402

@@ -29,8 +29,8 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import buildlog, cache, cuda, images, report  # noqa: E402
-from devtools.host import Host, HostError, detect  # noqa: E402
+from noxtools import buildlog, cache, cuda, images, report  # noqa: E402
+from noxtools.host import Host, HostError, detect  # noqa: E402
 
 nox.options.sessions = ["build"]
 # Tools the sessions install from PyPI, pinned: the host needs nothing beyond a Docker Engine.
@@ -352,7 +352,7 @@ def down(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def template_check(session: nox.Session) -> None:
     """Exit 1 when a newer template version exists, naming it; 0 when current; 2: unreachable."""
-    from devtools import template_update
+    from noxtools import template_update
 
     status = template_update.check(ROOT)
     if status:
@@ -362,7 +362,7 @@ def template_check(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def template_update(session: nox.Session) -> None:
     """copier update to the newest template (-- --vcs-ref TAG, -d key=value), listing conflicts."""
-    from devtools import template_update as update
+    from noxtools import template_update as update
 
     session.run(*update.update_command(sys.executable, session.posargs), external=True)
     problem = update.report(update.outcome(ROOT))

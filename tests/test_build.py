@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from devtools import buildlog
-from devtools.host import has_buildx
+from noxtools import buildlog
+from noxtools.host import has_buildx
 from scripts import saved_image
 from tests.conftest import COMPOSE, free_port, nox, run
 

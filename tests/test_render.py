@@ -89,8 +89,8 @@ def test_expected_files(case):
         "pyproject.toml",
         "shared/pyproject.toml",
         "shared/src/shared/app.py",
-        "devtools/host.py",
-        "devtools/buildlog.py",
+        "noxtools/host.py",
+        "noxtools/buildlog.py",
     ]
     if not answers.get("pypi_index_url"):
         expected.append("uv.lock")

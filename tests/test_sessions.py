@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import buildlog
+from noxtools import buildlog
 from tests.conftest import COMPOSE, free_port, nox, run
 
 pytestmark = pytest.mark.docker

@@ -23,7 +23,7 @@ import yaml
 from copier import run_update
 from packaging.version import Version
 
-from devtools import template_update
+from noxtools import template_update
 from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, nox, run
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import buildlog, host, report
+from noxtools import buildlog, host, report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

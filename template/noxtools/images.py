@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from devtools.report import human_size, table
+from noxtools.report import human_size, table
 
 _NOP = re.compile(r"^/bin/sh -c #\(nop\)\s*")
 # RUN steps record their build args first: "|2 A=1 B= /bin/sh -c ..."

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from devtools import engine
+from noxtools import engine
 
 # Docker Engine 18.09 (API 1.39) is the first with BuildKit and RUN --mount.
 MIN_BUILDKIT_API = (1, 39)

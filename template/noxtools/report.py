@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from devtools import engine
-from devtools.buildlog import Step, summary
+from noxtools import engine
+from noxtools.buildlog import Step, summary
 
 
 @dataclass
