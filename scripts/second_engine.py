@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Another Docker Engine on this host ("engine B"): a second machine for tests and the benchmark.
+
+    python scripts/second_engine.py start NAME [--store classic|containerd]   # prints DOCKER_HOST
+    python scripts/second_engine.py stop NAME [--keep-data]
+
+Each engine has its own data root, exec root (and so its own containerd), pidfile, socket and
+bridge, and leaves iptables to the host's engine. It never uses `--bridge=none`: a dockerd
+started that way deletes the first engine's docker0. Needs root and Debian's docker.io.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STORES = ("classic", "containerd")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where one named engine keeps everything."""
+
+    name: str
+
+    @property
+    def data_root(self) -> Path:
+        return Path(f"/var/lib/docker-{self.name}")
+
+    @property
+    def exec_root(self) -> Path:
+        return Path(f"/run/docker-{self.name}")
+
+    @property
+    def socket(self) -> Path:
+        return Path(f"/run/docker-{self.name}.sock")
+
+    @property
+    def pidfile(self) -> Path:
+        return Path(f"/run/docker-{self.name}.pid")
+
+    @property
+    def config(self) -> Path:
+        return Path(f"/etc/docker/daemon-{self.name}.json")
+
+    @property
+    def log(self) -> Path:
+        return Path(f"/var/log/dockerd-{self.name}.log")
+
+    @property
+    def bridge(self) -> str:
+        return f"br-{hashlib.sha256(self.name.encode()).hexdigest()[:8]}"  # at most 15 chars
+
+    @property
+    def subnet(self) -> str:
+        """A /24 of 172.31.0.0/16 picked by name (the host's engine has 172.17.0.0/16)."""
+        return f"172.31.{int(hashlib.sha256(self.name.encode()).hexdigest(), 16) % 250 + 1}.1/24"
+
+    @property
+    def host(self) -> str:
+        """DOCKER_HOST for this engine."""
+        return f"unix://{self.socket}"
+
+
+def answers(engine: Engine) -> bool:
+    """True when the engine's API answers on its socket."""
+    probe = subprocess.run(
+        ["docker", "-H", engine.host, "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def start(name: str, store: str = "classic", timeout: float = 90) -> str:
+    """Start engine `name` (if it is not running) with the given image store; its DOCKER_HOST."""
+    if store not in STORES:
+        raise SystemExit(f"second_engine: --store must be one of {', '.join(STORES)}")
+    engine = Engine(name)
+    if answers(engine):
+        return engine.host
+    engine.config.parent.mkdir(parents=True, exist_ok=True)
+    features = {"containerd-snapshotter": store == "containerd"}
+    engine.config.write_text(json.dumps({"features": features}, indent=2) + "\n")
+    if subprocess.run(["ip", "link", "show", engine.bridge], capture_output=True).returncode:
+        subprocess.run(["ip", "link", "add", engine.bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", engine.subnet, "dev", engine.bridge], check=True)
+    subprocess.run(["ip", "link", "set", engine.bridge, "up"], check=True)
+    cmd = [
+        "dockerd",
+        f"--config-file={engine.config}",
+        f"--data-root={engine.data_root}",
+        f"--exec-root={engine.exec_root}",
+        f"--pidfile={engine.pidfile}",
+        f"--host={engine.host}",
+        f"--bridge={engine.bridge}",
+        f"--containerd-namespace=moby-{name}",
+        f"--containerd-plugins-namespace=plugins-moby-{name}",
+        "--iptables=false",
+        "--ip6tables=false",
+    ]
+    with engine.log.open("ab") as log:
+        subprocess.Popen(
+            cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + timeout
+    while not answers(engine):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"second_engine: dockerd {name} did not start: see {engine.log}")
+        time.sleep(0.5)
+    return engine.host
+
+
+def stop(name: str, keep_data: bool = False, timeout: float = 60) -> None:
+    """Stop engine `name`, remove its bridge and (unless keep_data) its data root."""
+    engine = Engine(name)
+    if engine.pidfile.exists():
+        pid = engine.pidfile.read_text().strip()
+        subprocess.run(["kill", pid], check=False)
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    subprocess.run(["ip", "link", "delete", engine.bridge], capture_output=True, check=False)
+    if not keep_data:
+        # The data root can hold mounts a crashed engine left behind: unmount before removing.
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                f"grep -o ' {engine.data_root}[^ ]*' /proc/mounts | sort -r | "
+                "xargs -r -n1 umount -l",
+            ],
+            check=False,
+        )
+        shutil.rmtree(engine.data_root, ignore_errors=True)
+        shutil.rmtree(engine.exec_root, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("name", help="a short name: letters and digits")
+    parser.add_argument("--store", choices=STORES, default="classic")
+    parser.add_argument("--keep-data", action="store_true")
+    args = parser.parse_args()
+    if not args.name.isalnum():
+        parser.error("the name must be letters and digits")
+    if args.action == "start":
+        print(start(args.name, args.store))
+    else:
+        stop(args.name, args.keep_data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
