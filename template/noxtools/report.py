@@ -1,74 +1,75 @@
-"""Tables the nox sessions print: what a build did, per service."""
+"""The tables the sessions print: builds, image layers, disk use."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import re
+from typing import Any
 
-from noxtools import engine
-from noxtools.buildlog import Step, summary
+from noxtools.build import Build
 
-
-@dataclass
-class BuildResult:
-    """One build invocation: the services it built, its wall time and its steps."""
-
-    services: list[str]
-    seconds: float
-    steps: list[Step] = field(default_factory=list)
-    images: dict[str, str] = field(default_factory=dict)  # service -> image it was tagged as
-
-    def steps_of(self, service: str) -> list[Step]:
-        """Steps of `service`, shared ones included (all of them for a one-service build)."""
-        if len(self.services) == 1:
-            return self.steps
-        return [step for step in self.steps if service in step.services]
+# RUN steps record their build args first: "RUN |2 A=1 B= /bin/sh -c ..."; others "#(nop) ENV ..."
+_SHELL = re.compile(r"^(?:RUN )?(?:\|\d+ (?:\S+=\S* )*)?/bin/sh -c (?P<nop>#\(nop\) *)?")
 
 
 def human_size(size: int | None) -> str:
     """Bytes as a short human-readable size."""
     if size is None:
         return "-"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
-def image_sizes(images: Iterable[str]) -> dict[str, int | None]:
-    """Size in bytes of each local image (None when it does not exist)."""
-    return {image: engine.image_size(image) for image in images}
+    for unit in ("B", "kB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], align: str = "") -> str:
     """Rows under headers; `align` has an l or r per column (default: first l, others r)."""
-    all_rows = [headers, *rows]
     align = align or "l" + "r" * (len(headers) - 1)
-    widths = [max(len(row[i]) for row in all_rows) for i in range(len(headers))]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     lines = [
         "  ".join(
-            cell.ljust(w) if side == "l" else cell.rjust(w)
-            for cell, w, side in zip(row, widths, align, strict=True)
-        ).rstrip()
-        for row in all_rows
+            c.ljust(w) if a == "l" else c.rjust(w)
+            for c, w, a in zip(row, widths, align, strict=True)
+        )
+        for row in [headers, *rows]
     ]
-    return "\n".join([lines[0], "-" * max(len(line) for line in lines), *lines[1:]])
+    return "\n".join([lines[0], "-" * len(lines[0]), *(line.rstrip() for line in lines[1:])])
 
 
-def build_table(
-    results: list[BuildResult], images: dict[str, str], sizes: dict[str, int | None]
-) -> str:
-    """Service, seconds, steps run / cached and image size, one row per service built."""
+def build_table(build: Build, services: list[str]) -> str:
+    """Per service: seconds its steps ran, steps run and cached; then the wall time."""
     rows = []
-    for result in results:
-        for service in result.services:
-            steps = result.steps_of(service)
-            run, cached = summary(steps)
-            seconds = result.seconds if len(result.services) == 1 else sum(s.seconds for s in steps)
-            size = sizes.get(images.get(service, ""))
-            rows.append((service, f"{seconds:.1f}", str(run), str(cached), human_size(size)))
-    total = sum(result.seconds for result in results)
-    headers = ("service", "seconds", "run", "cached", "size")
-    return f"{table(headers, rows)}\nwall time: {total:.1f} s"
+    for service in services:
+        steps = build.of(service)
+        cached = sum(step.cached for step in steps)
+        seconds = sum(step.seconds for step in steps if not step.cached)
+        rows.append((service, f"{seconds:.1f}", str(len(steps) - cached), str(cached)))
+    text = table(("service", "seconds", "run", "cached"), rows)
+    return f"{text}\nwall time: {build.seconds:.1f} s"
+
+
+def history_table(history: list[dict[str, Any]]) -> str:
+    """An image's layers biggest first, with the instruction that made each."""
+    layers = sorted((h for h in history if h.get("Size")), key=lambda h: -h["Size"])
+    rows = []
+    for layer in layers:
+        text = layer.get("CreatedBy", "").removesuffix(" # buildkit").strip()
+        shell = _SHELL.match(text)
+        if shell:
+            text = ("" if shell["nop"] else "RUN ") + text[shell.end() :]
+        rows.append((human_size(layer["Size"]), " ".join(text.split()) or "(base image layer)"))
+    total = human_size(sum(layer["Size"] for layer in layers))
+    return (
+        table(("size", "instruction"), rows, align="rl") + f"\ntotal: {total} in {len(rows)} layers"
+    )
+
+
+def du_rows(images: dict[str, str], df_images: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """(service, image, size, shared, unique) of each built service image, largest first."""
+    by_tag = {tag: image for image in df_images for tag in image.get("RepoTags") or []}
+    found = [(service, name, by_tag[name]) for service, name in images.items() if name in by_tag]
+    rows = []
+    for service, name, image in sorted(found, key=lambda f: -int(f[2]["Size"])):
+        size, shared = int(image["Size"]), max(int(image.get("SharedSize") or 0), 0)
+        rows.append((service, name, *map(human_size, (size, shared, size - shared))))
+    return rows

@@ -1,0 +1,119 @@
+"""One `docker compose build`, read from BuildKit's machine-readable progress (--progress json).
+
+Each line Compose prints is a JSON object: BuildKit's vertexes (one per build step, with its
+digest, name, times, cache hit and error) and logs, or Compose's own status and errors. A step
+that several services share is one vertex, named once per service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from base64 import b64decode
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# "[core deps 2/3] RUN ...", or "[deps 2/3] RUN ..." when one service is built alone.
+_NAME = re.compile(
+    r"^\[(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/\d+\] (?P<text>.*)$", re.DOTALL
+)
+# The instructions that make layers; FROM only resolves an image.
+COUNTED = ("RUN", "COPY", "ADD", "WORKDIR")
+
+
+@dataclass
+class Step:
+    """One Dockerfile instruction as BuildKit ran it or found it in its cache."""
+
+    stage: str
+    index: int
+    text: str
+    services: list[str] = field(default_factory=list)
+    cached: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Build:
+    """What one Compose build did: its steps by digest, Compose's error, its wall time."""
+
+    steps: dict[str, Step] = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+    shown: set[tuple[str, str]] = field(default_factory=set)
+
+    def of(self, service: str) -> list[Step]:
+        """The counted steps of `service`, one per Dockerfile instruction, shared ones included.
+
+        BuildKit may report an instruction twice for a service (its own vertex, and an identical
+        one of another service that it merged with): the instruction ran if either ran.
+        """
+        merged: dict[tuple[str, int], Step] = {}
+        for step in (s for s in self.steps.values() if service in s.services):
+            seen = merged.setdefault((step.stage, step.index), step)
+            if seen is not step and not step.cached:
+                merged[step.stage, step.index] = step
+        return list(merged.values())
+
+
+def _time(stamp: str) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp with nanoseconds."""
+    return datetime.fromisoformat(
+        re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00")
+    ).timestamp()
+
+
+def read(build: Build, record: dict, service: str, show: str) -> None:
+    """Add one JSON progress record to `build`, printing what `show` asks for.
+
+    plain: every vertex as it ends, with its log; auto (or tty): each Dockerfile step that ran;
+    quiet: nothing. Errors are always printed.
+    """
+    for vertex in record.get("vertexes") or []:
+        name, error = vertex.get("name", ""), vertex.get("error", "")
+        match = _NAME.match(name)
+        counted = bool(match) and match["text"].split(" ", 1)[0] in COUNTED
+        if counted:
+            new = Step(match["stage"], int(match["index"]), match["text"])
+            step = build.steps.setdefault(vertex["digest"], new)
+            owner = match["service"] or service
+            step.services += [owner] if owner not in step.services else []
+            step.cached = bool(vertex.get("cached"))
+            if vertex.get("started") and vertex.get("completed"):
+                step.seconds = _time(vertex["completed"]) - _time(vertex["started"])
+        cached, canceled = bool(vertex.get("cached")), error.endswith("context canceled")
+        status = ("CANCELED" if canceled else f"ERROR {error}") if error else "DONE"
+        status = "CACHED" if cached else status  # CANCELED: a duplicate BuildKit dropped
+        loud = error and not canceled
+        wanted = loud or show == "plain" or (show != "quiet" and counted and not cached)
+        ended = vertex.get("completed") or error
+        if ended and wanted and (vertex["digest"], name) not in build.shown:
+            build.shown.add((vertex["digest"], name))
+            print(f"{' '.join(name.split())[:100]}  {status}", flush=True)
+    for log in (record.get("logs") or []) if show == "plain" else []:
+        for line in b64decode(log.get("data", "")).decode(errors="replace").splitlines():
+            print(f"    {line}")
+    if record.get("error"):
+        build.error = record.get("message", "").strip().splitlines()[-1]
+
+
+def run(cmd: list[str], cwd: str, service: str = "", show: str = "auto") -> Build:
+    """Run a `compose --progress json build` command line, printing progress as it goes."""
+    build, start = Build(), time.perf_counter()
+    with subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        for line in proc.stdout:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                print(line, end="", file=sys.stderr)  # not JSON: say it as it came
+                continue
+            read(build, record, service, show)
+    build.seconds = time.perf_counter() - start
+    if proc.returncode and not build.error:
+        build.error = f"docker compose build exited {proc.returncode}"
+    return build
