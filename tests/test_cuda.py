@@ -87,10 +87,16 @@ def test_parse_nvidia_smi_rejects_other_text(text: str):
         ("python:3.12-slim-bookworm", None),
         ("nvidia/cuda", None),
         ("example.com/nvidia/cuda-tools:12.4", None),
+        ("library/python:3.12-slim-bookworm", None),
+        ("12.8", (12, 8)),
+        ("13.0.1", (13, 0)),
+        ("N/A", None),
+        ("", None),
+        (None, None),
     ],
 )
-def test_image_cuda_version(image: str, expected: tuple[int, int] | None):
-    assert cuda.image_cuda_version(image) == expected
+def test_cuda_version(image: str | None, expected: tuple[int, int] | None):
+    assert cuda.cuda_version(image) == expected
 
 
 def test_coverage_newer_or_equal_driver_passes():
@@ -312,6 +318,7 @@ def test_run_cuda_check_skips_a_base_that_is_not_nvidia_cuda():
     code, table = run_check("590.44.01-2x-rtx-2070.xml", client, base_images=base)
     assert code == 0, table
     assert status_of(table, "llm: CUDA") == "SKIP"
+    assert "not nvidia/cuda: registry.example.com/gpu-base:1" in table
     assert status_of(table, "llm: libcudnn loads") == "SKIP"  # no "cudnn" in the base image
 
 

@@ -20,9 +20,7 @@ RUNTIME_FIX = (
     "`sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`"
 )
 FIXES = {  # what to do when the check of this name fails
-    "engine NVIDIA runtime": RUNTIME_FIX,
-    "GPU visible": RUNTIME_FIX,
-    "libcuda loads": RUNTIME_FIX,
+    **dict.fromkeys(("engine NVIDIA runtime", "GPU visible", "libcuda loads"), RUNTIME_FIX),
     "libcudnn loads": "build on a cudnn-runtime nvidia/cuda image (CUDA_IMAGE in .env)",
     "torch sees the device": "install a torch wheel built for CUDA (not +cpu) that the driver runs",
 }
@@ -47,9 +45,9 @@ def _check(name: str, ok: object, detail: str) -> Check:
     return Check(name, status, detail, FIXES.get(name.rpartition(": ")[2], ""))
 
 
-def _version(text: str | None) -> tuple[int, int] | None:
-    """(major, minor) from "12.8" or "13.0.1"; None from "N/A" or nothing."""
-    match = re.match(r"(\d+)\.(\d+)", text or "")
+def cuda_version(text: str | None) -> tuple[int, int] | None:
+    """(major, minor) of "12.8", "13.0 ..." or an nvidia/cuda:X.Y image ref; else None ("N/A")."""
+    match = re.match(r"(?:(?:.*/)?nvidia/cuda:)?(\d+)\.(\d+)", text or "")
     return (int(match[1]), int(match[2])) if match else None
 
 
@@ -63,13 +61,7 @@ def parse_nvidia_smi(text: str) -> tuple[str, tuple[int, int] | None, list[str]]
     if not driver:
         raise ValueError(f"not `nvidia-smi -q -x` output: {text.strip()[:80]!r}")
     gpus = [gpu.findtext("product_name", "?").strip() for gpu in root.findall("gpu")]
-    return driver, _version(root.findtext("cuda_version")), gpus
-
-
-def image_cuda_version(image: str) -> tuple[int, int] | None:
-    """CUDA major.minor of an nvidia/cuda image ref (behind any mirror); None for other images."""
-    match = re.search(r"(?:^|/)nvidia/cuda:(\d+\.\d+)", image)
-    return _version(match[1]) if match else None
+    return driver, cuda_version(root.findtext("cuda_version")), gpus
 
 
 def coverage(cuda: tuple[int, int] | None, image_cuda: tuple[int, int], driver: str) -> Check:
@@ -112,7 +104,9 @@ def probe_checks(probe: dict[str, Any], has_cudnn: bool, service: str) -> list[C
 def run_nvidia_smi() -> str:
     """`nvidia-smi -q -x` output; NoGpu when the binary is missing or fails."""
     try:
-        out = subprocess.run(["nvidia-smi", "-q", "-x"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(  # process names in the XML may be in any encoding
+            ["nvidia-smi", "-q", "-x"], capture_output=True, text=True, errors="replace", timeout=60
+        )
     except FileNotFoundError:
         raise NoGpu("nvidia-smi not found") from None
     except (OSError, subprocess.SubprocessError) as error:
@@ -170,8 +164,8 @@ def run_cuda_check(
     have = f"CUDA {cuda[0]}.{cuda[1]}" if cuda else "no CUDA version"
     checks = [Check("driver", "PASS", f"{driver}, {have}, {', '.join(gpus) or 'no GPU listed'}")]
     for service, base in base_images.items():
-        image_cuda = image_cuda_version(base)
-        check = coverage(cuda, image_cuda, driver) if image_cuda else Check("CUDA", "SKIP", base)
+        image_cuda, skip = cuda_version(base), Check("CUDA", "SKIP", f"not nvidia/cuda: {base}")
+        check = coverage(cuda, image_cuda, driver) if image_cuda else skip
         checks.append(check._replace(name=f"{service}: {check.name}"))
     import docker
 
@@ -182,8 +176,7 @@ def run_cuda_check(
     else:
         checks.append(engine_check(info))
         for service, image in gpu_images.items():
-            cudnn = "cudnn" in base_images.get(service, "")
-            checks += _probe_image(client, service, image, cudnn)
+            checks += _probe_image(client, service, image, "cudnn" in base_images.get(service, ""))
     failed = [f"  - {c.name}: {c.fix}" for c in checks if c.status == "FAIL"]
     report = table(("check", "status", "detail"), [c[:3] for c in checks], "lll")
     out("\n".join([report, *(["", "fixes:", *failed] if failed else [])]))
