@@ -1,9 +1,10 @@
-"""`nox -s cuda_check` of the generated repo, on real nvidia-smi outputs kept as fixtures."""
+"""`nox -s cuda_check` of the generated repo, on real `nvidia-smi -q -x` outputs as fixtures."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,12 +25,11 @@ CUDA12 = "harbor.example.com/proxy/nvidia/cuda:12.6.3-runtime-ubuntu22.04"
 
 # file -> (driver version, CUDA version, GPU names), read off each file by eye
 EXPECTED = {
-    "470.57.02-geforce.txt": ("470.57.02", (11, 4), ["NVIDIA GeForce ..."]),
-    "525.105.17-v100.txt": ("525.105.17", (12, 0), ["Tesla V100-SXM2..."]),
-    "550.40.07-rtx4070.txt": ("550.40.07", (12, 4), ["NVIDIA GeForce RTX 4070"]),
-    "575.64.03-rtx5070.txt": ("575.64.03", None, ["NVIDIA GeForce RTX 5070"]),
-    "580.159.04-h100.txt": ("580.159.04", (13, 0), ["NVIDIA H100 80GB HBM3"]),
-    "610.43.03-rtx3080.txt": ("610.43.03", (13, 3), ["NVIDIA GeForce RTX 3080 ..."]),
+    "390.94-4x-tesla-m10.xml": ("390.94", None, ["Tesla M10"] * 4),
+    "418.43-gtx-1660-ti.xml": ("418.43", (10, 1), ["Graphics Device"]),
+    "515.105.01-tesla-t4.xml": ("515.105.01", (11, 7), ["Tesla T4"]),
+    "570.124.04-rtx-3060.xml": ("570.124.04", (12, 8), ["NVIDIA GeForce RTX 3060"]),
+    "590.44.01-2x-rtx-2070.xml": ("590.44.01", (13, 1), ["NVIDIA GeForce RTX 2070"] * 2),
 }
 
 
@@ -38,28 +38,43 @@ def smi_text(name: str) -> str:
 
 
 def test_every_fixture_is_expected_and_sourced():
-    files = sorted(p.name for p in SMI.glob("*.txt"))
+    files = sorted(p.name for p in SMI.iterdir() if p.name != "SOURCES.md")
     assert files == sorted(EXPECTED)
-    sources = (SMI / "SOURCES.md").read_text()
-    assert all(f"`{name}`" in sources for name in files)
+    listed = re.findall(r"^\| `([^`]+)` \|", (SMI / "SOURCES.md").read_text(), re.MULTILINE)
+    assert sorted(listed) == files
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED), ids=lambda name: name.removesuffix(".txt"))
+@pytest.mark.parametrize("name", sorted(EXPECTED), ids=lambda name: name.removesuffix(".xml"))
 def test_parse_nvidia_smi(name: str):
-    driver, cuda_version, gpus = EXPECTED[name]
-    info = cuda.parse_nvidia_smi(smi_text(name))
-    assert info == cuda.SmiInfo(driver, cuda_version, gpus)
+    assert cuda.parse_nvidia_smi(smi_text(name)) == EXPECTED[name]
+
+
+def test_parse_nvidia_smi_cuda_not_available():
+    """A driver that reports <cuda_version>N/A</cuda_version> (no real output of it was found)."""
+    text = smi_text("570.124.04-rtx-3060.xml")
+    assert text.count("<cuda_version>12.8</cuda_version>") == 1
+    text = text.replace("<cuda_version>12.8</cuda_version>", "<cuda_version>N/A</cuda_version>")
+    assert cuda.parse_nvidia_smi(text) == ("570.124.04", None, ["NVIDIA GeForce RTX 3060"])
 
 
 @pytest.mark.parametrize(
     "text",
-    ["", "bash: nvidia-smi: command not found", "No devices were found\n"],
-    ids=["empty", "shell-error", "no-devices"],
+    [
+        "",
+        "bash: nvidia-smi: command not found",
+        "No devices were found\n",
+        "| NVIDIA-SMI 580.159.04   Driver Version: 580.159.04   CUDA Version: 13.0 |\n",
+        '<?xml version="1.0" ?>\n<html><driver_version>1</driver_version></html>\n',
+        '<?xml version="1.0" ?>\n<nvidia_smi_log>\n</nvidia_smi_log>\n',
+        smi_text("570.124.04-rtx-3060.xml")[:2000],  # cut off mid-stream
+    ],
+    ids=["empty", "shell-error", "no-devices", "plain-table", "other-xml", "no-driver", "cut"],
 )
 def test_parse_nvidia_smi_rejects_other_text(text: str):
-    with pytest.raises(ValueError, match="not nvidia-smi output") as error:
+    with pytest.raises(ValueError, match="not `nvidia-smi -q -x` output") as error:
         cuda.parse_nvidia_smi(text)
     assert "\n" not in str(error.value)
+    assert len(str(error.value)) < 140
 
 
 @pytest.mark.parametrize(
@@ -72,36 +87,47 @@ def test_parse_nvidia_smi_rejects_other_text(text: str):
         ("python:3.12-slim-bookworm", None),
         ("nvidia/cuda", None),
         ("example.com/nvidia/cuda-tools:12.4", None),
+        ("library/python:3.12-slim-bookworm", None),
+        ("12.8", (12, 8)),
+        ("13.0.1", (13, 0)),
+        ("N/A", None),
+        ("", None),
+        (None, None),
     ],
 )
-def test_image_cuda_version(image: str, expected: tuple[int, int] | None):
-    assert cuda.image_cuda_version(image) == expected
+def test_cuda_version(image: str | None, expected: tuple[int, int] | None):
+    assert cuda.cuda_version(image) == expected
 
 
 def test_coverage_newer_or_equal_driver_passes():
-    assert cuda.coverage((13, 0), (13, 0), "580.159.04").status == "PASS"
-    assert cuda.coverage((13, 0), (12, 6), "580.159.04").status == "PASS"
+    assert cuda.coverage((13, 1), (13, 0), "590.44.01").status == "PASS"
+    same = cuda.coverage((13, 0), (13, 0), "580.65.06")
+    assert (same.status, same.detail) == ("PASS", "driver 580.65.06 supports CUDA 13.0")
+    assert cuda.coverage((13, 1), (12, 6), "590.44.01").status == "PASS"
 
 
 def test_coverage_same_major_lower_minor_passes_with_caveat():
-    check = cuda.coverage((12, 4), (12, 6), "550.40.07")
-    assert check.status == "PASS"
+    check = cuda.coverage((12, 8), (12, 9), "570.124.04")
+    assert (check.name, check.status) == ("driver covers CUDA 12.9", "PASS")
     assert "minor-version compatibility" in check.detail
     assert "PTX JIT" in check.detail
 
 
 def test_coverage_older_major_fails_with_minimum_driver():
-    check = cuda.coverage((12, 4), (13, 0), "550.40.07")
+    check = cuda.coverage((12, 8), (13, 0), "570.124.04")
     assert check.status == "FAIL"
+    assert "570.124.04" in check.detail
     assert "580.65.06" in check.fix
     assert "CUDA_IMAGE" in check.fix
-    assert "525.60.13" in cuda.coverage((11, 4), (12, 0), "470.57.02").fix
+    assert "525.60.13" in cuda.coverage((11, 7), (12, 6), "515.105.01").fix
+    assert "450.80.02" in cuda.coverage((10, 1), (11, 8), "418.43").fix
+    assert "a newer driver" in cuda.coverage((13, 1), (14, 0), "590.44.01").fix
 
 
-def test_coverage_unknown_driver_cuda_fails():
-    check = cuda.coverage(None, (13, 0), "575.64.03")
+def test_coverage_no_driver_cuda_fails():
+    check = cuda.coverage(None, (13, 0), "390.94")
     assert check.status == "FAIL"
-    assert "575.64.03" in check.detail
+    assert "390.94 reports no CUDA version" in check.detail
     assert "580.65.06" in check.fix
 
 
@@ -110,39 +136,30 @@ def test_min_driver_table():
 
 
 RUNC = {"io.containerd.runc.v2": {"path": "runc"}, "runc": {"path": "runc"}}
+NVIDIA_INFO = {"Runtimes": {**RUNC, "nvidia": {"path": "nvidia-container-runtime"}}}
+CDI = [{"Source": "cdi", "ID": "nvidia.com/gpu=0"}, {"Source": "cdi", "ID": "nvidia.com/gpu=all"}]
 
 
 @pytest.mark.parametrize(
-    ("info", "expected"),
+    ("info", "status", "detail"),
     [
-        ({"Runtimes": {**RUNC, "nvidia": {"path": "nvidia-container-runtime"}}}, True),
-        ({"Runtimes": RUNC, "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"]}, False),
-        (
-            {
-                "Runtimes": RUNC,
-                "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"],
-                "DiscoveredDevices": [
-                    {"Source": "cdi", "ID": "nvidia.com/gpu=0"},
-                    {"Source": "cdi", "ID": "nvidia.com/gpu=all"},
-                ],
-            },
-            True,
-        ),
-        (
-            {"Runtimes": RUNC, "DiscoveredDevices": [{"Source": "cdi", "ID": "vendor.com/x=0"}]},
-            False,
-        ),
-        ({"Runtimes": RUNC, "CDISpecDirs": None, "DiscoveredDevices": None}, False),
+        (NVIDIA_INFO, "PASS", "nvidia runtime"),
+        ({"Runtimes": RUNC, "CDISpecDirs": ["/etc/cdi", "/var/run/cdi"]}, "FAIL", "no nvidia"),
+        ({"Runtimes": RUNC, "DiscoveredDevices": CDI}, "PASS", "nvidia.com/gpu=0, nvidia"),
+        ({"Runtimes": RUNC, "DiscoveredDevices": [{"ID": "vendor.com/x=0"}]}, "FAIL", "no nvidia"),
+        ({"Runtimes": RUNC, "CDISpecDirs": None, "DiscoveredDevices": None}, "FAIL", "no nvidia"),
     ],
     ids=["nvidia-runtime", "runc-only", "cdi-nvidia", "cdi-other", "old-engine"],
 )
-def test_engine_has_nvidia(info: dict[str, Any], expected: bool):
-    assert cuda.engine_has_nvidia(info) is expected
-    assert "nvidia-ctk runtime configure --runtime=docker" in cuda.NVIDIA_RUNTIME_FIX
+def test_engine_check(info: dict[str, Any], status: str, detail: str):
+    check = cuda.engine_check(info)
+    assert (check.name, check.status) == ("engine NVIDIA runtime", status)
+    assert check.detail.startswith(detail)
+    assert "nvidia-ctk runtime configure --runtime=docker" in check.fix
 
 
-TORCH_OK = {"version": "2.9.0+cu130", "cuda_available": True, "device": "NVIDIA H100 80GB HBM3"}
-PROBE_OK = {"nvidia_smi": True, "gpus": 1, "libcuda": True, "libcudnn": True, "torch": TORCH_OK}
+TORCH_OK = {"version": "2.9.0+cu130", "cuda_available": True, "device": "NVIDIA GeForce RTX 2070"}
+PROBE_OK = {"nvidia_smi": True, "gpus": 2, "libcuda": True, "libcudnn": True, "torch": TORCH_OK}
 
 
 def statuses(checks: list[cuda.Check]) -> dict[str, str]:
@@ -150,83 +167,52 @@ def statuses(checks: list[cuda.Check]) -> dict[str, str]:
 
 
 def test_probe_checks_all_pass():
-    assert statuses(cuda.probe_checks(PROBE_OK, True, "llm")) == {
+    checks = cuda.probe_checks(PROBE_OK, True, "llm")
+    assert statuses(checks) == {
         "llm: GPU visible": "PASS",
         "llm: libcuda loads": "PASS",
         "llm: libcudnn loads": "PASS",
         "llm: torch sees the device": "PASS",
     }
+    assert checks[0].detail == "2 GPU(s) in nvidia-smi -L"
+    assert checks[3].detail == "torch 2.9.0+cu130: NVIDIA GeForce RTX 2070"
 
 
 def test_probe_checks_skips_cudnn_and_torch():
     probe = {**PROBE_OK, "libcudnn": False, "torch": None}
-    got = statuses(cuda.probe_checks(probe, False, "stt"))
-    assert got["stt: libcudnn loads"] == "SKIP"
-    assert got["stt: torch sees the device"] == "SKIP"
+    checks = cuda.probe_checks(probe, False, "stt")
+    assert statuses(checks)["stt: libcudnn loads"] == "SKIP"
+    assert statuses(checks)["stt: torch sees the device"] == "SKIP"
+    assert [c.detail for c in checks[2:]] == [
+        "the image flavor has no cuDNN",
+        "torch is not installed",
+    ]
 
 
 def test_probe_checks_failures_have_fixes():
-    probe = {
-        "nvidia_smi": False,
-        "gpus": 0,
-        "libcuda": False,
-        "libcudnn": False,
-        "torch": {"version": "2.9.0+cpu", "cuda_available": False, "device": None},
-    }
+    torch = {"version": "2.9.0+cpu", "cuda_available": False, "device": None}
+    probe = {"nvidia_smi": False, "gpus": 0, "libcuda": False, "libcudnn": False, "torch": torch}
     checks = cuda.probe_checks(probe, True, "llm")
     assert [c.status for c in checks] == ["FAIL"] * 4
-    assert all(c.fix for c in checks)
-    assert "nvidia-ctk" in checks[0].fix
-
-
-def test_render_table_lists_fixes_for_fails_only():
-    checks = [
-        cuda.Check("driver", "PASS", "580.159.04"),
-        cuda.Check("llm: image", "FAIL", "demo/llm:latest not built", "nox -s build -- llm"),
-        cuda.Check("llm: libcudnn loads", "SKIP", "image flavor has no cuDNN"),
-    ]
-    table = cuda.render_table(checks)
-    lines = table.splitlines()
-    assert lines[0].split() == ["check", "status", "detail"]
-    assert lines[1].split()[:2] == ["driver", "PASS"]
-    assert lines[-2:] == ["fixes:", "  - llm: image: nox -s build -- llm"]
-    assert "fixes:" not in cuda.render_table(checks[:1])
-
-
-@pytest.mark.parametrize(
-    ("statuses_", "no_gpu", "policy", "expected"),
-    [
-        (["PASS", "SKIP"], False, "status", 0),
-        (["PASS", "FAIL"], False, "status", 1),
-        ([], True, "status", cuda.NO_GPU_EXIT),
-        ([], True, "pass", 0),
-        ([], True, "fail", 1),
-        (["FAIL"], False, "pass", 1),
-    ],
-)
-def test_exit_status(statuses_: list[str], no_gpu: bool, policy: str, expected: int):
-    checks = [cuda.Check("x", status, "") for status in statuses_]
-    assert cuda.exit_status(checks, no_gpu, policy) == expected
-    assert cuda.NO_GPU_EXIT == 3
-
-
-def test_exit_status_rejects_unknown_policy():
-    with pytest.raises(ValueError, match="status, pass, fail") as error:
-        cuda.exit_status([], True, "ignore")
-    assert "\n" not in str(error.value)
+    assert "nvidia-ctk" in checks[0].fix and "nvidia-ctk" in checks[1].fix
+    assert "cudnn-runtime" in checks[2].fix
+    assert "not +cpu" in checks[3].fix
+    assert checks[3].detail == "torch 2.9.0+cpu: torch.cuda.is_available() is False"
 
 
 class FakeDocker:
     """What run_cuda_check uses of docker.DockerClient: info(), images.get(), containers.run()."""
 
-    def __init__(self, info: dict[str, Any], probes: dict[str, dict[str, Any]]):
+    def __init__(self, info: dict[str, Any] | Exception, probes: dict[str, Any]):
         self._info = info
-        self.probes = probes  # image -> JSON its probe prints; absent: image not built
+        self.probes = probes  # image -> JSON its probe prints, or what containers.run raises
         self.runs: list[dict[str, Any]] = []
         self.images = SimpleNamespace(get=self._get)
         self.containers = SimpleNamespace(run=self._run)
 
     def info(self) -> dict[str, Any]:
+        if isinstance(self._info, Exception):
+            raise self._info
         return self._info
 
     def _get(self, image: str) -> object:
@@ -236,10 +222,10 @@ class FakeDocker:
 
     def _run(self, image: str, command: list[str], **kwargs: Any) -> bytes:
         self.runs.append({"image": image, "command": command, **kwargs})
-        return (json.dumps(self.probes[image]) + "\n").encode()
-
-
-NVIDIA_INFO = {"Runtimes": {**RUNC, "nvidia": {"path": "nvidia-container-runtime"}}}
+        probe = self.probes[image]
+        if isinstance(probe, Exception):
+            raise probe
+        return probe if isinstance(probe, bytes) else (json.dumps(probe) + "\n").encode()
 
 
 def run_check(smi: str, client: FakeDocker, **kwargs: Any) -> tuple[int, str]:
@@ -260,14 +246,17 @@ def status_of(table: str, name: str) -> str:
     return line[len(name) :].split()[0]
 
 
-def test_run_cuda_check_h100_all_pass():
+def test_run_cuda_check_two_gpus_all_pass():
     client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
-    code, table = run_check("580.159.04-h100.txt", client)
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
     assert code == 0, table
-    assert "FAIL" not in table
-    assert "580.159.04, CUDA 13.0, NVIDIA H100 80GB HBM3" in table
-    assert "llm: driver covers CUDA 13.0" in table
-    assert "llm: torch sees the device" in table
+    assert "FAIL" not in table and "fixes:" not in table
+    assert table.splitlines()[0].split() == ["check", "status", "detail"]
+    detail = "590.44.01, CUDA 13.1, NVIDIA GeForce RTX 2070, NVIDIA GeForce RTX 2070"
+    assert re.search(r"^driver +PASS +" + re.escape(detail) + "$", table, re.MULTILINE)
+    for name in ("llm: driver covers CUDA 13.0", "engine NVIDIA runtime", "llm: image"):
+        assert status_of(table, name) == "PASS"
+    assert status_of(table, "llm: torch sees the device") == "PASS"
     [run] = client.runs
     assert run["image"] == "demo/llm:latest"
     assert run["command"] == ["-m", "shared.gpu"]
@@ -278,47 +267,169 @@ def test_run_cuda_check_h100_all_pass():
     assert request["Capabilities"] == [["gpu"]]
 
 
-def test_run_cuda_check_old_driver_and_missing_image():
+def test_run_cuda_check_12x_driver_and_missing_image():
     client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
     code, table = run_check(
-        "550.40.07-rtx4070.txt",
+        "570.124.04-rtx-3060.xml",
         client,
         gpu_images={"llm": "demo/llm:latest", "stt": "demo/stt:latest"},
         base_images={"llm": CUDA13, "stt": CUDA12},
     )
     assert code == 1
     assert status_of(table, "llm: driver covers CUDA 13.0") == "FAIL"
-    assert status_of(table, "stt: driver covers CUDA 12.6") == "PASS"  # minor-version compat
-    assert "  - llm: driver covers CUDA 13.0: install NVIDIA driver >= 580.65.06" in table
-    assert "  - stt: image: nox -s build -- stt" in table
+    assert status_of(table, "stt: driver covers CUDA 12.6") == "PASS"
+    assert status_of(table, "stt: image") == "FAIL"
+    fixes = table.split("\nfixes:\n")[1].splitlines()
+    assert fixes[0].startswith("  - llm: driver covers CUDA 13.0: install NVIDIA driver >= 580.65")
+    assert fixes[1:] == ["  - stt: image: nox -s build -- stt"]
     assert [run["image"] for run in client.runs] == ["demo/llm:latest"]
+
+
+def test_run_cuda_check_minor_version_compatibility():
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
+    base = {"llm": "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04"}
+    code, table = run_check("570.124.04-rtx-3060.xml", client, base_images=base)
+    assert code == 0, table
+    assert status_of(table, "llm: driver covers CUDA 12.9") == "PASS"
+    assert "runs by minor-version compatibility" in table
+
+
+@pytest.mark.parametrize(
+    ("smi", "base", "detail", "min_driver"),
+    [
+        ("515.105.01-tesla-t4.xml", CUDA12, "515.105.01 reports CUDA 11.7", "525.60.13"),
+        ("418.43-gtx-1660-ti.xml", CUDA12, "418.43 reports CUDA 10.1", "525.60.13"),
+        ("390.94-4x-tesla-m10.xml", CUDA13, "390.94 reports no CUDA version", "580.65.06"),
+    ],
+)
+def test_run_cuda_check_old_drivers_fail(smi: str, base: str, detail: str, min_driver: str):
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
+    code, table = run_check(smi, client, base_images={"llm": base})
+    assert code == 1
+    [row] = [line for line in table.splitlines() if line.startswith("llm: driver covers CUDA ")]
+    assert row.split()[5:7] == ["FAIL", "driver"]
+    assert detail in row
+    assert f"install NVIDIA driver >= {min_driver}" in table
+
+
+def test_run_cuda_check_skips_a_base_that_is_not_nvidia_cuda():
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
+    base = {"llm": "registry.example.com/gpu-base:1"}
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client, base_images=base)
+    assert code == 0, table
+    assert status_of(table, "llm: CUDA") == "SKIP"
+    assert "not nvidia/cuda: registry.example.com/gpu-base:1" in table
+    assert status_of(table, "llm: libcudnn loads") == "SKIP"  # no "cudnn" in the base image
 
 
 def test_run_cuda_check_engine_without_nvidia_runtime():
     probe = {**PROBE_OK, "gpus": 0, "libcuda": False, "torch": None}
     client = FakeDocker({"Runtimes": RUNC}, {"demo/llm:latest": probe})
-    code, table = run_check("580.159.04-h100.txt", client)
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
     assert code == 1
-    assert "engine NVIDIA runtime" in table
+    for name in ("engine NVIDIA runtime", "llm: GPU visible", "llm: libcuda loads"):
+        assert status_of(table, name) == "FAIL"
     assert "sudo nvidia-ctk runtime configure --runtime=docker" in table
 
 
-def test_run_cuda_check_no_gpu_message_from_runner():
+def test_run_cuda_check_engine_unreachable():
+    client = FakeDocker(docker.errors.DockerException("Error while fetching server API"), {})
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
+    assert code == 1
+    assert status_of(table, "engine") == "FAIL"
+    assert "  - engine: start Docker" in table
+
+
+@pytest.mark.parametrize(
+    ("raised", "detail"),
+    [
+        (
+            docker.errors.ContainerError(
+                "c", 1, ["-m", "shared.gpu"], "demo/llm:latest", b"Traceback\nImportError: x\n"
+            ),
+            "python -m shared.gpu exited 1: ImportError: x",
+        ),
+        (
+            docker.errors.APIError("500", explanation='could not select device driver ""'),
+            'could not select device driver ""',
+        ),
+        (b"", "python -m shared.gpu printed no JSON"),
+        (b"Segmentation fault\n", "python -m shared.gpu printed no JSON"),
+    ],
+    ids=["exited", "api-error", "no-output", "not-json"],
+)
+def test_run_cuda_check_probe_fails(raised: Any, detail: str):
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": raised})
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
+    assert code == 1
+    assert re.search(r"^llm: probe +FAIL +" + re.escape(detail) + "$", table, re.MULTILINE)
+    assert "  - llm: probe: docker run --rm --gpus all --entrypoint python demo/llm:latest" in table
+
+
+def test_run_cuda_check_rejects_other_smi_output():
+    with pytest.raises(ValueError, match="not `nvidia-smi -q -x` output: 'No devices were found'"):
+        cuda.run_cuda_check({}, {}, {}, smi_runner=lambda: "No devices were found\n")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [(None, 3), ("status", 3), ("pass", 0), ("fail", 1)]
+)
+def test_run_cuda_check_no_gpu_policy(policy: str | None, expected: int):
     def failing() -> str:
         raise cuda.NoGpu("nvidia-smi failed: No devices were found")
 
     printed: list[str] = []
-    code = cuda.run_cuda_check({}, {}, {}, smi_runner=failing, out=printed.append)
-    assert code == cuda.NO_GPU_EXIT
+    env = {} if policy is None else {"CUDA_CHECK_NO_GPU": f" {policy}\n"}
+    code = cuda.run_cuda_check({}, {}, env, smi_runner=failing, out=printed.append)
+    assert code == expected
     assert printed == [
         "no NVIDIA GPU on this host: nvidia-smi failed: No devices were found "
         "(GPU services build here but cannot run)"
     ]
 
 
+def test_run_cuda_check_fails_on_a_gpu_host_whatever_the_policy():
+    client = FakeDocker(NVIDIA_INFO, {})  # the image is not built
+    code, _ = run_check("590.44.01-2x-rtx-2070.xml", client, env={"CUDA_CHECK_NO_GPU": "pass"})
+    assert code == 1
+
+
 def test_run_cuda_check_rejects_bad_policy_before_checking():
-    with pytest.raises(ValueError, match="CUDA_CHECK_NO_GPU"):
-        cuda.run_cuda_check({}, {}, {"CUDA_CHECK_NO_GPU": "yes"}, smi_runner=lambda: "")
+    def not_called() -> str:
+        raise AssertionError("nvidia-smi ran")
+
+    with pytest.raises(ValueError, match="use one of status, pass, fail") as error:
+        cuda.run_cuda_check({}, {}, {"CUDA_CHECK_NO_GPU": "yes"}, smi_runner=not_called)
+    assert str(error.value) == "CUDA_CHECK_NO_GPU='yes' in .env: use one of status, pass, fail"
+
+
+@pytest.fixture
+def fake_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Writes an `nvidia-smi` script first on PATH: it prints `out` and exits `status`."""
+
+    def write(out: str, status: int = 0) -> Path:
+        (tmp_path / "out").write_text(out)
+        script = tmp_path / "nvidia-smi"
+        script.write_text(
+            f'#!/bin/sh\necho "$@" >"{tmp_path}/args"\ncat "{tmp_path}/out"\nexit {status}\n'
+        )
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+        return tmp_path / "args"
+
+    return write
+
+
+def test_run_nvidia_smi_asks_for_xml(fake_smi):
+    args = fake_smi(smi_text("590.44.01-2x-rtx-2070.xml"))
+    assert cuda.run_nvidia_smi() == smi_text("590.44.01-2x-rtx-2070.xml")
+    assert args.read_text().split() == ["-q", "-x"]
+
+
+def test_run_nvidia_smi_failure_is_no_gpu(fake_smi):
+    fake_smi("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.\n", 9)
+    with pytest.raises(cuda.NoGpu, match=r"^nvidia-smi failed: NVIDIA-SMI has failed because"):
+        cuda.run_nvidia_smi()
 
 
 @pytest.mark.skipif(HAS_NVIDIA_SMI, reason="this host has nvidia-smi")
