@@ -4,9 +4,10 @@ the 0.2.0 migration (.dive-ci -> .config/dive-ci.yaml) runs once, on update only
 
 Template versions are built in a temporary clone of this repo, since tags may not survive a push:
 each commit whose subject is exactly "Release X.Y.Z" is tagged vX.Y.Z, and the working tree's
-copier.yml, CHANGELOG.md and template/ (uncommitted changes included) are committed on top of HEAD
-and tagged as the minor version after the newest release (`versions.newest`, v0.3.0 once 0.2.0
-is released): what is tested is the working tree, as the next release would ship it.
+copier.yml, CHANGELOG.md, migrations/ and template/ (uncommitted changes included) are committed
+on top of HEAD and tagged as the minor version after the newest release (`versions.newest`,
+v0.3.0 once 0.2.0 is released): what is tested is the working tree, as the next release would
+ship it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +89,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
     releases = release_tags(src)
     for tag, sha in releases:
         git(src, "tag", tag, sha)
-    paths = ["copier.yml", "CHANGELOG.md", "template"]
+    paths = ["copier.yml", "CHANGELOG.md", "migrations", "template"]
     listed = run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
         cwd=TEMPLATE,
@@ -456,7 +459,9 @@ def test_excluded_files_never_reach_a_repo(tmp_path):
     assert not [path for path in junk if (dest / path).exists()]
 
 
-# The helper module on its own.
+# The helper module and the migration scripts on their own.
+
+MIGRATIONS = TEMPLATE / "migrations"
 
 
 def test_parse_version():
@@ -517,3 +522,25 @@ def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
     problem = template_update.report(result, lines.append)
     assert problem.startswith("2 file(s) with update conflicts: clash.py, new/deep/file.py.rej")
     assert "gone.py" in lines[0]
+
+
+def migrate(script: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess:
+    """A migration script as Copier runs it: its Python, in the repo, with PATH as given."""
+    env = {"PATH": path} if path is not None else None
+    return run([sys.executable, str(MIGRATIONS / script)], cwd=cwd, env=env)
+
+
+def test_move_dive_ci_migration(tmp_path):
+    """Moves .dive-ci to .config/dive-ci.yaml; a no-op without it, or when both exist."""
+    (tmp_path / ".dive-ci").write_text("ours\n")
+    migrate("v0_2_0_move_dive_ci.py", tmp_path)
+    assert not (tmp_path / ".dive-ci").exists()
+    assert (tmp_path / ".config/dive-ci.yaml").read_text() == "ours\n"
+    (tmp_path / ".dive-ci").write_text("another\n")
+    migrate("v0_2_0_move_dive_ci.py", tmp_path)
+    assert (tmp_path / ".dive-ci").read_text() == "another\n"
+    assert (tmp_path / ".config/dive-ci.yaml").read_text() == "ours\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    migrate("v0_2_0_move_dive_ci.py", empty)
+    assert list(empty.iterdir()) == []
