@@ -1,6 +1,7 @@
 """`copier update` of generated repos: the team's edits survive, the template's changes arrive,
-conflicts are reported by `nox -s template_update`, services come and go through an update, and
-the 0.2.0 migration (.dive-ci -> .config/dive-ci.yaml) runs once, on update only.
+conflicts are reported by `nox -s template_update` (also when the relock fails), services come
+and go through an update, and the migrations in migrations/ run: the 0.2.0 move (.dive-ci ->
+.config/dive-ci.yaml) once, on update only, and the relock on every update.
 
 Template versions are built in a temporary clone of this repo, since tags may not survive a push:
 each commit whose subject is exactly "Release X.Y.Z" is tagged vX.Y.Z, and the working tree's
@@ -196,8 +197,9 @@ def assert_team_edits(repo: Path, service: str) -> None:
 
 
 def no_conflicts(repo: Path) -> None:
-    outcome = template_update.outcome(repo)
-    assert outcome.conflicts == [] and outcome.rejects == []
+    """No conflict markers, no .rej or .orig files, and uv.lock relocked."""
+    lines: list[str] = []
+    assert template_update.report(repo, lines.append) == "", lines
     assert not [p for p in tree(repo) if p.endswith((".rej", ".orig"))]
 
 
@@ -242,16 +244,16 @@ def test_same_lines_conflict_is_found(versions, tmp_path):
     assert 'ROOT / "ci" / "dive.yaml"' in noxfile and ".config/dive-ci.yaml" in noxfile
     assert 'MESSAGE = "ours"' in (repo / "services/api/src/api/app.py").read_text()
     lines: list[str] = []
-    outcome = template_update.outcome(repo)
-    assert outcome.conflicts == ["noxfile.py"] and outcome.rejects == []
-    assert template_update.report(outcome, lines.append).endswith("conflicts: noxfile.py")
+    assert (
+        template_update.report(repo, lines.append) == "1 file(s) with update conflicts: noxfile.py"
+    )
 
 
 @pytest.fixture(scope="module")
 def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versions:
     """`versions` plus one more version (the newest's next patch) that changes the line setting
-    MESSAGE in each service's app.py, with a CHANGELOG entry: repos at `versions.newest` have
-    the template sessions, so they can update to it through nox."""
+    MESSAGE in each service's app.py and the description in its pyproject.toml, with a CHANGELOG
+    entry: repos at `versions.newest` have the template sessions, so they update to it by nox."""
     src = tmp_path_factory.mktemp("later") / "copier-uv-docker"
     run(["git", "clone", "--quiet", str(versions.src), str(src)], cwd=src.parent)
     edit(
@@ -259,9 +261,12 @@ def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versi
         'MESSAGE = "hello"',
         'MESSAGE = "hello from the template"',
     )
+    edit(
+        next((src / "template" / "services").glob("*/pyproject.toml.jinja")), " service of ", " of "
+    )
     newest = Version(versions.newest)
     tag = f"v{newest.major}.{newest.minor}.{newest.micro + 1}"
-    entry = f"## {tag[1:]}\n- Each service's default MESSAGE changed. You must do: nothing.\n\n"
+    entry = f"## {tag[1:]}\n- Each service's MESSAGE and description changed. Do: nothing.\n\n"
     edit(src / "CHANGELOG.md", "\n## ", f"\n{entry}## ")
     commit_all(src, f"Release {tag[1:]}")
     git(src, "tag", tag)
@@ -295,6 +300,31 @@ def test_template_update_reports_conflicts(later, tmp_path, mode):
     # The edit on other lines merged cleanly and is not reported.
     assert "restart: always" in (repo / "compose.yaml").read_text()
     assert "compose.yaml" not in output.split("update conflicts:")[-1]
+
+
+def test_failed_relock_still_lists_conflicts(later, tmp_path):
+    """Team and template changed a pyproject.toml's same line: uv cannot lock the markers, yet
+    template_update lists every conflict, then fails with one line saying uv.lock is stale."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    pyproject = repo / "services/api/pyproject.toml"
+    edit(pyproject, 'description = "The api service', 'description = "Our api service')
+    edit(repo / "services/api/src/api/app.py", 'MESSAGE = "hello"', 'MESSAGE = "ours"')
+    commit_all(repo, "Team edits")
+    lock = (repo / "uv.lock").read_text()
+    out = nox(repo, "-s", "template_update", check=False)
+    output = out.stdout + out.stderr
+    assert out.returncode != 0, output
+    assert "<<<<<<< before updating" in pyproject.read_text()
+    assert "warning: uv.lock not relocked (uv lock exited 2, its error is above)" in out.stderr
+    listed = ["services/api/pyproject.toml", "services/api/src/api/app.py"]
+    assert "then commit:\n" + "".join(f"  {path}\n" for path in sorted(listed)) in out.stdout
+    assert (
+        f"Session template_update aborted: 2 file(s) with update conflicts: {', '.join(listed)}; "
+        "uv.lock not relocked (uv lock --check fails): fix the above, run uv lock ("
+    ) in output
+    assert (repo / "uv.lock").read_text() == lock
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == later.newest  # why template_check now says "up to date"
 
 
 def test_adding_a_service(versions, tmp_path):
@@ -344,7 +374,7 @@ def test_removing_a_service(versions, tmp_path):
 
 def test_removing_a_service_keeps_files_the_team_added(versions, tmp_path):
     """Files the team added stay; without its pyproject.toml the folder blocks uv lock, so the
-    relock is skipped and template_update says what to do, exiting non-zero."""
+    relock fails with a warning and template_update says what to do, exiting non-zero."""
     repo = copy(versions, tmp_path / "team", TWO_CPU)
     added = repo / "services/worker/src/worker/routes.py"
     added.write_text(TEAM_CODE)
@@ -358,9 +388,11 @@ def test_removing_a_service_keeps_files_the_team_added(versions, tmp_path):
     assert added.read_text() == TEAM_CODE
     assert not (repo / "services/worker/pyproject.toml").exists()
     assert not (repo / "services/worker/Dockerfile").exists()
-    assert "uv lock skipped: no pyproject.toml in services/worker (" in output
-    assert "1 file(s) with update conflicts" not in output
-    assert "services/worker: a removed service's folder still holds your files" in output
+    assert "services/worker` is missing a `pyproject.toml`" in out.stderr  # uv's own error
+    assert "warning: uv.lock not relocked (uv lock exited 2, its error is above)" in out.stderr
+    assert "services/worker: a removed service's folder holds your files" in out.stdout
+    assert "Session template_update aborted: uv.lock not relocked (" in output
+    assert "update conflicts" not in output
     assert (repo / "uv.lock").read_text() == lock
 
 
@@ -419,7 +451,7 @@ def test_template_check(later, tmp_path):
     out = nox(behind, "-s", "template_check", check=False)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"on template version {later.releases[-1]}; newer: {later.newest}." in out.stdout
-    assert f"## {later.newest[1:]}\n- Each service's default MESSAGE changed." in out.stdout
+    assert f"## {later.newest[1:]}\n- Each service's MESSAGE and description changed." in out.stdout
 
     current = copy(later, tmp_path / "current", SINGLE_CPU)
     out = nox(current, "-s", "template_check")
@@ -496,7 +528,7 @@ def test_update_command_passes_arguments_on():
     assert "inline" not in template_update.update_command("py", ["--conflict=rej"])
 
 
-def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
+def test_report_finds_markers_rejects_deletions_and_a_stale_lock(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "--quiet"], cwd=repo)
@@ -513,15 +545,39 @@ def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
     (repo / "new" / "deep" / "file.py.rej").write_text("@@ -1 +1 @@\n")
     (repo / "services" / "old" / "src").mkdir(parents=True)
     (repo / "services" / "old" / "src" / "mine.py").write_text("")
-    result = template_update.outcome(repo)
-    assert result.conflicts == ["clash.py"]
-    assert result.rejects == ["new/deep/file.py.rej"]
-    assert result.deleted == ["gone.py"]
-    assert result.orphans == ["services/old"]
     lines: list[str] = []
-    problem = template_update.report(result, lines.append)
-    assert problem.startswith("2 file(s) with update conflicts: clash.py, new/deep/file.py.rej")
-    assert "gone.py" in lines[0]
+    problem = template_update.report(repo, lines.append, ["first"])
+    assert lines[0].startswith("Removed by the update") and lines[0].endswith(":\n  gone.py\n")
+    assert lines[1].endswith("then commit:\n  clash.py\n  new/deep/file.py.rej\n")
+    assert lines[2].startswith("services/old: a removed service's folder holds your files")
+    assert problem == (
+        "first; 2 file(s) with update conflicts: clash.py, new/deep/file.py.rej; "
+        "uv.lock not relocked (uv lock --check fails): fix the above, run uv lock"
+    )  # no pyproject.toml here, so no lock either
+
+
+def test_update_lists_what_a_failed_copier_update_left(tmp_path):
+    """copier failing after it wrote the new version: the listing comes all the same; failing
+    before it changed anything (a dirty tree, say): nothing to list."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "--quiet"], cwd=repo)
+    (repo / ".copier-answers.yml").write_text("_commit: v0.1.0\n")
+    commit_all(repo, "init")
+    fake = tmp_path / "python"  # stands in for `python -m copier update ...`
+    fake.write_text(
+        "#!/bin/sh\n[ -e fail-early ] && exit 1\necho '_commit: v0.2.0' > .copier-answers.yml\n"
+        "printf '<<<<<<< before updating\\n' > clash.py\nexit 3\n"
+    )
+    fake.chmod(0o755)
+    lines: list[str] = []
+    problem = template_update.update(repo, [], lines.append, python=str(fake))
+    assert problem.startswith("copier update exited 3 (see above); 1 file(s) with update conflicts")
+    assert "then commit:\n  clash.py\n" in lines[0]
+    git(repo, "checkout", "--quiet", ".")
+    (repo / "fail-early").write_text("")
+    problem = template_update.update(repo, [], lines.append, python=str(fake))
+    assert problem == "copier update exited 1 before changing the repo (its error is above)"
 
 
 def migrate(script: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess:
@@ -544,3 +600,16 @@ def test_move_dive_ci_migration(tmp_path):
     empty.mkdir()
     migrate("v0_2_0_move_dive_ci.py", empty)
     assert list(empty.iterdir()) == []
+
+
+def test_relock_migration_warns_but_never_fails(tmp_path):
+    """uv lock failing (a broken pyproject.toml, or no uv at all) is one warning line, exit 0."""
+    (tmp_path / "pyproject.toml").write_text("<<<<<<< before updating\n")
+    out = migrate("relock.py", tmp_path)
+    assert "TOML parse error" in out.stderr
+    assert out.stderr.splitlines()[-1].startswith(
+        "warning: uv.lock not relocked (uv lock exited 2, its error is above): "
+    )
+    out = migrate("relock.py", tmp_path, path=str(tmp_path / "no-uv-here"))
+    assert out.stderr.startswith("warning: uv.lock not relocked (cannot run uv: ")
+    assert len(out.stderr.splitlines()) == 1
