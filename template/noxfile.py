@@ -413,7 +413,6 @@ def template_update(session: nox.Session) -> None:
     """copier update to the newest template (-- --vcs-ref TAG, -d key=value), listing conflicts."""
     from noxtools import template_update as update
 
-    session.run(*update.update_command(sys.executable, session.posargs), external=True)
-    problem = update.report(update.outcome(ROOT))
+    problem = update.update(ROOT, session.posargs)  # lists conflicts even if the relock failed
     if problem:
         session.error(problem)

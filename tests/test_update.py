@@ -1,12 +1,14 @@
 """`copier update` of generated repos: the team's edits survive, the template's changes arrive,
-conflicts are reported by `nox -s template_update`, services come and go through an update, and
-the 0.2.0 migration (.dive-ci -> .config/dive-ci.yaml) runs once, on update only.
+conflicts are reported by `nox -s template_update` (also when the relock fails), services come
+and go through an update, and the migrations in migrations/ run: the 0.2.0 move (.dive-ci ->
+.config/dive-ci.yaml) once, on update only, and the relock on every update.
 
 Template versions are built in a temporary clone of this repo, since tags may not survive a push:
 each commit whose subject is exactly "Release X.Y.Z" is tagged vX.Y.Z, and the working tree's
-copier.yml, CHANGELOG.md and template/ (uncommitted changes included) are committed on top of HEAD
-and tagged as the minor version after the newest release (`versions.newest`, v0.3.0 once 0.2.0
-is released): what is tested is the working tree, as the next release would ship it.
+copier.yml, CHANGELOG.md, migrations/ and template/ (uncommitted changes included) are committed
+on top of HEAD and tagged as the minor version after the newest release (`versions.newest`,
+v0.3.0 once 0.2.0 is released): what is tested is the working tree, as the next release would
+ship it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import difflib
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +90,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
     releases = release_tags(src)
     for tag, sha in releases:
         git(src, "tag", tag, sha)
-    paths = ["copier.yml", "CHANGELOG.md", "template"]
+    paths = ["copier.yml", "CHANGELOG.md", "migrations", "template"]
     listed = run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
         cwd=TEMPLATE,
@@ -193,8 +197,9 @@ def assert_team_edits(repo: Path, service: str) -> None:
 
 
 def no_conflicts(repo: Path) -> None:
-    outcome = template_update.outcome(repo)
-    assert outcome.conflicts == [] and outcome.rejects == []
+    """No conflict markers, no .rej or .orig files, and uv.lock relocked."""
+    lines: list[str] = []
+    assert template_update.report(repo, lines.append) == "", lines
     assert not [p for p in tree(repo) if p.endswith((".rej", ".orig"))]
 
 
@@ -239,16 +244,16 @@ def test_same_lines_conflict_is_found(versions, tmp_path):
     assert 'ROOT / "ci" / "dive.yaml"' in noxfile and ".config/dive-ci.yaml" in noxfile
     assert 'MESSAGE = "ours"' in (repo / "services/api/src/api/app.py").read_text()
     lines: list[str] = []
-    outcome = template_update.outcome(repo)
-    assert outcome.conflicts == ["noxfile.py"] and outcome.rejects == []
-    assert template_update.report(outcome, lines.append).endswith("conflicts: noxfile.py")
+    assert (
+        template_update.report(repo, lines.append) == "1 file(s) with update conflicts: noxfile.py"
+    )
 
 
 @pytest.fixture(scope="module")
 def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versions:
     """`versions` plus one more version (the newest's next patch) that changes the line setting
-    MESSAGE in each service's app.py, with a CHANGELOG entry: repos at `versions.newest` have
-    the template sessions, so they can update to it through nox."""
+    MESSAGE in each service's app.py and the description in its pyproject.toml, with a CHANGELOG
+    entry: repos at `versions.newest` have the template sessions, so they update to it by nox."""
     src = tmp_path_factory.mktemp("later") / "copier-uv-docker"
     run(["git", "clone", "--quiet", str(versions.src), str(src)], cwd=src.parent)
     edit(
@@ -256,9 +261,12 @@ def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versi
         'MESSAGE = "hello"',
         'MESSAGE = "hello from the template"',
     )
+    edit(
+        next((src / "template" / "services").glob("*/pyproject.toml.jinja")), " service of ", " of "
+    )
     newest = Version(versions.newest)
     tag = f"v{newest.major}.{newest.minor}.{newest.micro + 1}"
-    entry = f"## {tag[1:]}\n- Each service's default MESSAGE changed. You must do: nothing.\n\n"
+    entry = f"## {tag[1:]}\n- Each service's MESSAGE and description changed. Do: nothing.\n\n"
     edit(src / "CHANGELOG.md", "\n## ", f"\n{entry}## ")
     commit_all(src, f"Release {tag[1:]}")
     git(src, "tag", tag)
@@ -292,6 +300,31 @@ def test_template_update_reports_conflicts(later, tmp_path, mode):
     # The edit on other lines merged cleanly and is not reported.
     assert "restart: always" in (repo / "compose.yaml").read_text()
     assert "compose.yaml" not in output.split("update conflicts:")[-1]
+
+
+def test_failed_relock_still_lists_conflicts(later, tmp_path):
+    """Team and template changed a pyproject.toml's same line: uv cannot lock the markers, yet
+    template_update lists every conflict, then fails with one line saying uv.lock is stale."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    pyproject = repo / "services/api/pyproject.toml"
+    edit(pyproject, 'description = "The api service', 'description = "Our api service')
+    edit(repo / "services/api/src/api/app.py", 'MESSAGE = "hello"', 'MESSAGE = "ours"')
+    commit_all(repo, "Team edits")
+    lock = (repo / "uv.lock").read_text()
+    out = nox(repo, "-s", "template_update", check=False)
+    output = out.stdout + out.stderr
+    assert out.returncode != 0, output
+    assert "<<<<<<< before updating" in pyproject.read_text()
+    assert "warning: uv.lock not relocked (uv lock exited 2, its error is above)" in out.stderr
+    listed = ["services/api/pyproject.toml", "services/api/src/api/app.py"]
+    assert "then commit:\n" + "".join(f"  {path}\n" for path in sorted(listed)) in out.stdout
+    assert (
+        f"Session template_update aborted: 2 file(s) with update conflicts: {', '.join(listed)}; "
+        "uv.lock not relocked (uv lock --check fails): fix the above, run uv lock ("
+    ) in output
+    assert (repo / "uv.lock").read_text() == lock
+    answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == later.newest  # why template_check now says "up to date"
 
 
 def test_adding_a_service(versions, tmp_path):
@@ -341,7 +374,7 @@ def test_removing_a_service(versions, tmp_path):
 
 def test_removing_a_service_keeps_files_the_team_added(versions, tmp_path):
     """Files the team added stay; without its pyproject.toml the folder blocks uv lock, so the
-    relock is skipped and template_update says what to do, exiting non-zero."""
+    relock fails with a warning and template_update says what to do, exiting non-zero."""
     repo = copy(versions, tmp_path / "team", TWO_CPU)
     added = repo / "services/worker/src/worker/routes.py"
     added.write_text(TEAM_CODE)
@@ -355,9 +388,11 @@ def test_removing_a_service_keeps_files_the_team_added(versions, tmp_path):
     assert added.read_text() == TEAM_CODE
     assert not (repo / "services/worker/pyproject.toml").exists()
     assert not (repo / "services/worker/Dockerfile").exists()
-    assert "uv lock skipped: no pyproject.toml in services/worker (" in output
-    assert "1 file(s) with update conflicts" not in output
-    assert "services/worker: a removed service's folder still holds your files" in output
+    assert "services/worker` is missing a `pyproject.toml`" in out.stderr  # uv's own error
+    assert "warning: uv.lock not relocked (uv lock exited 2, its error is above)" in out.stderr
+    assert "services/worker: a removed service's folder holds your files" in out.stdout
+    assert "Session template_update aborted: uv.lock not relocked (" in output
+    assert "update conflicts" not in output
     assert (repo / "uv.lock").read_text() == lock
 
 
@@ -416,7 +451,7 @@ def test_template_check(later, tmp_path):
     out = nox(behind, "-s", "template_check", check=False)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"on template version {later.releases[-1]}; newer: {later.newest}." in out.stdout
-    assert f"## {later.newest[1:]}\n- Each service's default MESSAGE changed." in out.stdout
+    assert f"## {later.newest[1:]}\n- Each service's MESSAGE and description changed." in out.stdout
 
     current = copy(later, tmp_path / "current", SINGLE_CPU)
     out = nox(current, "-s", "template_check")
@@ -426,7 +461,8 @@ def test_template_check(later, tmp_path):
     out = nox(current, "-s", "template_check", check=False)
     assert out.returncode == 2
     errors = [line for line in out.stderr.splitlines() if "template_check:" in line]
-    assert len(errors) == 1 and "cannot list the template's versions" in errors[0]
+    assert len(errors) == 1, out.stderr  # and Copier's reason after the template's address
+    assert errors[0].startswith(f"template_check: cannot compare with {tmp_path / 'moved-away'}: ")
 
 
 def test_template_check_lists_every_newer_version(versions, tmp_path):
@@ -456,29 +492,23 @@ def test_excluded_files_never_reach_a_repo(tmp_path):
     assert not [path for path in junk if (dest / path).exists()]
 
 
-# The helper module on its own.
+# The helper module and the migration scripts on their own.
+
+MIGRATIONS = TEMPLATE / "migrations"
 
 
-def test_parse_version():
-    assert template_update.parse_version("v0.2.0") == Version("0.2.0")
-    assert template_update.parse_version("v0.1.0-3-g1a2b3c4") == Version("0.1.0.post3")
-    assert template_update.parse_version("1a2b3c4d") is None
-
-
-def test_newer_tags_and_changelog():
-    tags = {Version(t[1:]): t for t in ("v0.1.0", "v0.2.0", "v0.10.0")}
-    assert template_update.newer_tags(Version("0.1.0.post3"), tags) == ["v0.2.0", "v0.10.0"]
-    assert template_update.newer_tags(Version("0.10.0"), tags) == []
-    changelog = "# Changelog\n\n## 0.10.0\nTen.\n\n## 0.2.0\nTwo.\n- a\n\n## 0.1.0\nOne.\n"
-    sections = template_update.changelog_sections(changelog, ["v0.2.0", "v0.10.0"])
-    assert sections == ["## 0.10.0\nTen.", "## 0.2.0\nTwo.\n- a"]
-
-
-def test_git_source(tmp_path):
-    assert template_update.git_source("gh:org/tpl", tmp_path) == "https://github.com/org/tpl"
-    assert template_update.git_source("git+https://x/y.git", tmp_path) == "https://x/y.git"
-    (tmp_path / "tpl").mkdir()
-    assert template_update.git_source("tpl", tmp_path) == str(tmp_path / "tpl")
+def test_changelog_sections_between_two_versions(tmp_path):
+    """The CHANGELOG at v<latest>: sections after the current version, up to the latest."""
+    src = tmp_path / "tpl"
+    src.mkdir()
+    run(["git", "init", "--quiet"], cwd=src)
+    text = "# Changelog\n\n## Unreleased\n- Soon.\n\n## 0.10.0\nTen.\n\n## 0.2.0\nTwo.\n- a\n"
+    (src / "CHANGELOG.md").write_text(text + "\n## 0.1.0\nOne.\n")
+    commit_all(src, "Release 0.10.0")
+    git(src, "tag", "v0.10.0")
+    found = template_update.changelog(str(src), "0.1.0.post3", "0.10.0", tmp_path)
+    assert found == {Version("0.10.0"): "## 0.10.0\nTen.", Version("0.2.0"): "## 0.2.0\nTwo.\n- a"}
+    assert template_update.changelog(str(src), "0.10.0", "0.11.0", tmp_path) == {}  # no tag
 
 
 def test_update_command_passes_arguments_on():
@@ -491,7 +521,7 @@ def test_update_command_passes_arguments_on():
     assert "inline" not in template_update.update_command("py", ["--conflict=rej"])
 
 
-def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
+def test_report_finds_markers_rejects_deletions_and_a_stale_lock(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "--quiet"], cwd=repo)
@@ -508,12 +538,71 @@ def test_outcome_finds_markers_rejects_and_deletions(tmp_path):
     (repo / "new" / "deep" / "file.py.rej").write_text("@@ -1 +1 @@\n")
     (repo / "services" / "old" / "src").mkdir(parents=True)
     (repo / "services" / "old" / "src" / "mine.py").write_text("")
-    result = template_update.outcome(repo)
-    assert result.conflicts == ["clash.py"]
-    assert result.rejects == ["new/deep/file.py.rej"]
-    assert result.deleted == ["gone.py"]
-    assert result.orphans == ["services/old"]
     lines: list[str] = []
-    problem = template_update.report(result, lines.append)
-    assert problem.startswith("2 file(s) with update conflicts: clash.py, new/deep/file.py.rej")
-    assert "gone.py" in lines[0]
+    problem = template_update.report(repo, lines.append, ["first"])
+    assert lines[0].startswith("Removed by the update") and lines[0].endswith(":\n  gone.py\n")
+    assert lines[1].endswith("then commit:\n  clash.py\n  new/deep/file.py.rej\n")
+    assert lines[2].startswith("services/old: a removed service's folder holds your files")
+    assert problem == (
+        "first; 2 file(s) with update conflicts: clash.py, new/deep/file.py.rej; "
+        "uv.lock not relocked (uv lock --check fails): fix the above, run uv lock"
+    )  # no pyproject.toml here, so no lock either
+
+
+def test_update_lists_what_a_failed_copier_update_left(tmp_path):
+    """copier failing after it wrote the new version: the listing comes all the same; failing
+    before it changed anything (a dirty tree, say): nothing to list."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "--quiet"], cwd=repo)
+    (repo / ".copier-answers.yml").write_text("_commit: v0.1.0\n")
+    commit_all(repo, "init")
+    fake = tmp_path / "python"  # stands in for `python -m copier update ...`
+    fake.write_text(
+        "#!/bin/sh\n[ -e fail-early ] && exit 1\necho '_commit: v0.2.0' > .copier-answers.yml\n"
+        "printf '<<<<<<< before updating\\n' > clash.py\nexit 3\n"
+    )
+    fake.chmod(0o755)
+    lines: list[str] = []
+    problem = template_update.update(repo, [], lines.append, python=str(fake))
+    assert problem.startswith("copier update exited 3 (see above); 1 file(s) with update conflicts")
+    assert "then commit:\n  clash.py\n" in lines[0]
+    git(repo, "checkout", "--quiet", ".")
+    (repo / "fail-early").write_text("")
+    problem = template_update.update(repo, [], lines.append, python=str(fake))
+    assert problem == "copier update exited 1 before changing the repo (its error is above)"
+
+
+def migrate(script: str, cwd: Path, path: str | None = None) -> subprocess.CompletedProcess:
+    """A migration script as Copier runs it: its Python, in the repo, with PATH as given."""
+    env = {"PATH": path} if path is not None else None
+    return run([sys.executable, str(MIGRATIONS / script)], cwd=cwd, env=env)
+
+
+def test_move_dive_ci_migration(tmp_path):
+    """Moves .dive-ci to .config/dive-ci.yaml; a no-op without it, or when both exist."""
+    (tmp_path / ".dive-ci").write_text("ours\n")
+    migrate("v0_2_0_move_dive_ci.py", tmp_path)
+    assert not (tmp_path / ".dive-ci").exists()
+    assert (tmp_path / ".config/dive-ci.yaml").read_text() == "ours\n"
+    (tmp_path / ".dive-ci").write_text("another\n")
+    migrate("v0_2_0_move_dive_ci.py", tmp_path)
+    assert (tmp_path / ".dive-ci").read_text() == "another\n"
+    assert (tmp_path / ".config/dive-ci.yaml").read_text() == "ours\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    migrate("v0_2_0_move_dive_ci.py", empty)
+    assert list(empty.iterdir()) == []
+
+
+def test_relock_migration_warns_but_never_fails(tmp_path):
+    """uv lock failing (a broken pyproject.toml, or no uv at all) is one warning line, exit 0."""
+    (tmp_path / "pyproject.toml").write_text("<<<<<<< before updating\n")
+    out = migrate("relock.py", tmp_path)
+    assert "TOML parse error" in out.stderr
+    assert out.stderr.splitlines()[-1].startswith(
+        "warning: uv.lock not relocked (uv lock exited 2, its error is above): "
+    )
+    out = migrate("relock.py", tmp_path, path=str(tmp_path / "no-uv-here"))
+    assert out.stderr.startswith("warning: uv.lock not relocked (cannot run uv: ")
+    assert len(out.stderr.splitlines()) == 1
