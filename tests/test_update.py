@@ -172,7 +172,7 @@ def team_edits(repo: Path, service: str) -> None:
     pkg = repo / "services" / service
     edit(pkg / "Dockerfile", "FROM base AS deps\n", "FROM base AS deps\n" + TEAM_APT)
     edit(pkg / "pyproject.toml", '    "shared",\n', '    "shared",\n    "idna>=3",\n')
-    edit(repo / "compose.yaml", "restart: unless-stopped", "restart: always")
+    edit(repo / "compose.yaml", "${NETRC_FILE:-/dev/null}", "${NETRC_FILE:-/etc/team/netrc}")
     edit(pkg / "src" / service / "app.py", 'MESSAGE = "hello"', 'MESSAGE = "hello from the team"')
     (pkg / "src" / service / "routes.py").write_text(TEAM_CODE)
     dive = repo / ".dive-ci"
@@ -187,7 +187,7 @@ def assert_team_edits(repo: Path, service: str) -> None:
     assert TEAM_APT in (pkg / "Dockerfile").read_text()
     assert '"idna>=3"' in (pkg / "pyproject.toml").read_text()
     compose = yaml.safe_load((repo / "compose.yaml").read_text())
-    assert compose["services"][service]["restart"] == "always"
+    assert compose["secrets"]["netrc"]["file"] == "${NETRC_FILE:-/etc/team/netrc}"
     assert 'MESSAGE = "hello from the team"' in (pkg / "src" / service / "app.py").read_text()
     assert (pkg / "src" / service / "routes.py").read_text() == TEAM_CODE
     assert "lowestEfficiency: 0.9\n" in (repo / ".config" / "dive-ci.yaml").read_text()
