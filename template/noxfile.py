@@ -127,11 +127,18 @@ def check_lock(session: nox.Session) -> None:
     memo.write_text(digest)
 
 
+def under_registry(prefix: str) -> bool:
+    """Whether an image prefix starts with a registry: a host with a dot or a port, or localhost."""
+    first, _, rest = prefix.partition("/")
+    return bool(rest and re.search(r"[.:]|^localhost$", first))
+
+
 def registry_cache(session: nox.Session, host: Host, push: bool) -> tuple[str, ...]:
     """A Compose file with each service's registry cache (<image>:buildcache), when the images
     are named under a registry; push writes it too (mode=max: every stage, deps included)."""
-    first = os.environ.get("IMAGE_PREFIX", "").split("/", 1)[0]
-    if os.environ.get("REGISTRY_CACHE") == "off" or not re.search(r"[.:]|^localhost$", first):
+    if os.environ.get("REGISTRY_CACHE") == "off" or not under_registry(
+        os.environ.get("IMAGE_PREFIX", "")
+    ):
         return ()
     refs = {
         name: image.rpartition(":")[0] + ":buildcache"
@@ -202,22 +209,20 @@ def push(session: nox.Session) -> None:
     """Build and push each image (or those named) to IMAGE_PREFIX, with its registry cache."""
     host = setup(session)
     prefix = os.environ.get("IMAGE_PREFIX", "")
-    if not re.search(r"[.:]|^localhost$", prefix.split("/", 1)[0]) or "/" not in prefix:
+    if not under_registry(prefix):
         session.error(
             f"IMAGE_PREFIX={prefix or '(unset)'} names no registry: set it in .env, "
             "e.g. registry.example.com/team/project"
         )
     info = client(session).info()
-    if containerd_store(info) or (host.bake and builder_driver() not in {"docker", ""}):
-        compose_build(session, host, "--push", push=True)
-        return
-    session.log(
-        "this engine cannot export a registry cache (classic image store and the docker "
-        "driver): pushing with an inline cache, which holds the final stage only"
-    )
-    os.environ["BUILDKIT_INLINE_CACHE"] = "1"
-    os.environ["REGISTRY_CACHE"] = "off"
-    compose_build(session, host, "--push")
+    exports = containerd_store(info) or (host.bake and builder_driver() not in {"docker", ""})
+    if not exports:
+        session.log(
+            "this engine cannot export a registry cache (classic image store and the docker "
+            "driver): pushing with an inline cache, which holds the final stage only"
+        )
+        os.environ["BUILDKIT_INLINE_CACHE"] = "1"
+    compose_build(session, host, "--push", push=exports)
 
 
 @nox.session

@@ -43,12 +43,14 @@ def run(
     env: dict[str, str] | None = None,
     check: bool = True,
     timeout: float = 900,
+    base: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run a command, capturing its output; on failure show it."""
+    """Run a command with `env` on top of `base` (this environment), capturing its output; on
+    failure show it."""
     proc = subprocess.run(
         cmd,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**(os.environ if base is None else base), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
