@@ -1,6 +1,8 @@
 # Thin wrappers over noxfile.py, with a pinned uv and the locked dev environment in .venv.
 PYTHON ?= python3
 UV := .tools/bin/uv
+# uv's one pin is in pyproject.toml's dev group.
+UV_VERSION := $(shell sed -n 's/^ *"uv==\(.*\)",$$/\1/p' pyproject.toml)
 NOX := $(UV) run --frozen nox
 
 .PHONY: help demo bench test lint render clean
@@ -9,7 +11,7 @@ help: ## List the targets
 	@grep -E "^[a-z-]+:.*## " $(MAKEFILE_LIST) | sed "s/:.*## /\t/"
 
 $(UV):
-	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==0.13.9
+	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen && touch $@

@@ -278,3 +278,24 @@ def test_nox_lists_sessions(case):
     )
     for session in sessions:
         assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout
+
+
+def test_tool_pins_are_one_set(case):
+    """The generated repo pins each tool exactly, in its dev group alone, and the template repo's
+    own dev environment (which runs the generated tooling in these tests) pins the same."""
+    import tomllib
+
+    from scripts.render import TEMPLATE
+
+    repo, _ = case
+    generated = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    ours = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    pins = dict(requirement.split("==") for requirement in generated)
+    assert len(pins) == len(generated)  # every tool pinned exactly
+    assert pins.items() <= dict(r.split("==") for r in ours if "==" in r).items()
+    copier = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
+    assert pins["uv"] == copier["uv_version"]["default"]
+    dockerfile = next((repo / "services").glob("*/Dockerfile")).read_text()
+    assert f"ghcr.io/astral-sh/uv:{pins['uv']}\n" in dockerfile
+    for name in ("noxfile.py", "Makefile"):  # no second place for a pin
+        assert not re.search(r"==\d|nox>=|uvx ", (repo / name).read_text()), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import shutil
 import uuid
@@ -220,3 +221,21 @@ def test_prune_keeps_cache_mounts_and_all_removes_them(built_repo):
     _, why = offline_rebuild(repo)  # now uv has nothing cached and may not download
     assert "uv pip sync" in why
     nox(repo, "-s", "build")  # leave the images and caches as the other tests expect
+
+
+def test_sbom_lists_the_locked_dependencies(built_repo):
+    """nox -s sbom: an SPDX JSON per image, whose Python packages are core's, as uv.lock pins."""
+    repo, _ = built_repo
+    nox(repo, "-s", "sbom", "--", "core")
+    sbom = json.loads((repo / "sbom/core.spdx.json").read_text())
+    assert sbom["spdxVersion"] == "SPDX-2.3"
+    found = {
+        (package["name"].lower().replace("_", "-"), package["versionInfo"])
+        for package in sbom["packages"]
+        if any("pkg:pypi/" in ref.get("referenceLocator", "") for ref in package["externalRefs"])
+    }
+    export = ["uv", "export", "--frozen", "--package", "core", "--no-emit-workspace", "--no-dev"]
+    locked = run([*export, "--no-hashes", "--no-header", "--no-annotate"], cwd=repo).stdout
+    requirements = [line.split(" ;")[0] for line in locked.splitlines() if "==" in line]
+    pinned = {tuple(line.lower().split("==")) for line in requirements}  # markers left out
+    assert pinned and found == pinned
