@@ -147,16 +147,22 @@ def make_naive(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
     return dest
 
 
+def make_sample(dest: Path, ca_bundle: Path = HOST_CA_BUNDLE, **env: str) -> Path:
+    """The default answers with an ML team's dependencies, data and logs, a .env and base images."""
+    repo = render(dest, dict(OFFLINE_ANSWERS))
+    write_sample_data(repo)
+    for service, requirements in SAMPLE_DEPENDENCIES.items():
+        add_dependency(repo, service, *requirements)
+    write_env(repo, ca_bundle, **env)
+    ensure_base_images(repo)
+    return repo
+
+
 def prepare(workdir: Path, ca_bundle: Path = HOST_CA_BUNDLE) -> tuple[Variant, Variant]:
-    """Render the sample, give it data and logs, make the baseline copy, ensure base images."""
+    """The sample and its naive copy."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    optimized = render(workdir / "optimized", dict(OFFLINE_ANSWERS))
-    write_sample_data(optimized)
-    for service, requirements in SAMPLE_DEPENDENCIES.items():
-        add_dependency(optimized, service, *requirements)
-    write_env(optimized, ca_bundle)
-    ensure_base_images(optimized)
+    optimized = make_sample(workdir / "optimized", ca_bundle)
     naive = make_naive(optimized, workdir / "naive", ca_bundle)
     return (
         Variant("optimized", optimized, "compose.yaml", "morgan"),
@@ -202,7 +208,7 @@ def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: st
     proc = subprocess.run(
         cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
     )
-    result, logs, labels, contexts = noxbuild.Build(), {}, {}, {}
+    result, chunks, labels, contexts = noxbuild.Build(), {}, {}, {}
     for line in (proc.stdout + proc.stderr).splitlines():
         try:
             record = json.loads(line)
@@ -210,9 +216,8 @@ def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: st
             result.error = result.error or line.strip()
             continue
         noxbuild.read(result, record, service, "quiet")
-        for log in record.get("logs") or []:
-            text = b64decode(log.get("data", "")).decode(errors="replace")
-            logs.setdefault(log["vertex"], []).extend(text.splitlines())
+        for log in record.get("logs") or []:  # chunks, cut anywhere: joined, then split in lines
+            chunks.setdefault(log["vertex"], []).append(b64decode(log.get("data", "")))
         for vertex in record.get("vertexes") or []:
             found = re.match(r"^\[(?:(\S+) )?internal\] load build context", vertex.get("name", ""))
             if found:
@@ -223,6 +228,7 @@ def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: st
     result.seconds = time.perf_counter() - start
     if proc.returncode and not result.error:
         result.error = f"exit {proc.returncode}"
+    logs = {v: b"".join(c).decode(errors="replace").splitlines() for v, c in chunks.items()}
     return Logged(result, logs, contexts, proc.returncode)
 
 
