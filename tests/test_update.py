@@ -170,7 +170,7 @@ def first_service(answers: dict[str, Any]) -> str:
 def team_edits(repo: Path, service: str) -> None:
     """What a team does in a generated repo, on lines the template does not change."""
     pkg = repo / "services" / service
-    edit(pkg / "Dockerfile", "FROM base AS deps\n", "FROM base AS deps\n" + TEAM_APT)
+    edit(pkg / "Dockerfile", "FROM shared AS app\n", "FROM shared AS app\n" + TEAM_APT)
     edit(pkg / "pyproject.toml", '    "shared",\n', '    "shared",\n    "idna>=3",\n')
     edit(repo / "compose.yaml", "${NETRC_FILE:-/dev/null}", "${NETRC_FILE:-/etc/team/netrc}")
     edit(pkg / "src" / service / "app.py", 'MESSAGE = "hello"', 'MESSAGE = "hello from the team"')
@@ -325,6 +325,38 @@ def test_failed_relock_still_lists_conflicts(later, tmp_path):
     assert (repo / "uv.lock").read_text() == lock
     answers = yaml.safe_load((repo / ".copier-answers.yml").read_text())
     assert answers["_commit"] == later.newest  # why template_check now says "up to date"
+
+
+def test_a_stored_answer_the_new_version_refuses_stops_the_update(versions, tmp_path):
+    """0.2.0 took a service named json, which shadows the standard library. Copier alone would
+    silently put the default services in its place; the update stops instead, in one line,
+    with nothing changed, and goes through once a new value is given."""
+    answers = {"python_version": "3.11", "services": [{"name": "json", "port": 9000, **CPU}]}
+    repo = copy(versions, tmp_path / "team", answers, versions.releases[-1])
+    out = nox(repo, "-s", "template_update", check=False)  # 0.2.0's own session runs
+    assert out.returncode != 0
+    said = (out.stdout + out.stderr).splitlines()
+    (line,) = [line for line in said if line.startswith("error: this template version refuses")]
+    assert line.startswith("error: this template version refuses the stored answer services=")
+    assert line.endswith("give a new value with -d services=... (the update was undone)")
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+    renamed = "services=[{name: json_api, port: 9000}]"
+    nox(repo, "-s", "template_update", "--", "-d", renamed)
+    assert (repo / "services/json_api/Dockerfile").is_file()
+    assert not (repo / "services/json").exists()
+
+
+def test_template_update_checks_the_stored_answers(later, tmp_path):
+    """From 0.3.0 on, template_update gives Copier the stored answers to validate."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    edit(repo / ".copier-answers.yml", "registry: ''", "registry: Registry.Example.com/team")
+    commit_all(repo, "A hand-edited answer")
+    out = nox(repo, "-s", "template_update", check=False)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
+    assert "Validation error for question 'registry': registry must" in line
+    assert "give a new value with -- -d KEY=VALUE (nothing was changed)" in line
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
 
 
 def test_adding_a_service(versions, tmp_path):
@@ -514,8 +546,8 @@ def test_changelog_sections_between_two_versions(tmp_path):
 def test_update_command_passes_arguments_on():
     cmd = template_update.update_command("py", ["-d", "services=[]"])
     assert cmd == [
-        *("py", "-m", "copier", "update", "--trust", "--defaults", "--conflict", "inline"),
-        *("-d", "services=[]"),
+        *("py", "-m", "copier", "update", "--trust", "--data-file", ".copier-answers.yml"),
+        *("--defaults", "--conflict", "inline", "-d", "services=[]"),
     ]
     assert template_update.update_command("py", ["--conflict", "rej"])[-2:] == ["--conflict", "rej"]
     assert "inline" not in template_update.update_command("py", ["--conflict=rej"])

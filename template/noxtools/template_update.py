@@ -70,9 +70,14 @@ def check(root: Path, out: Out = print, err: Out = _STDERR) -> int:
 
 
 def update_command(python: str, args: Sequence[str]) -> list[str]:
-    """`copier update` as template_update runs it; `args` are passed on (they may override)."""
+    """`copier update` as template_update runs it; `args` are passed on (they may override).
+
+    The stored answers go in as data, so the new version's validators check them: with
+    --defaults alone, Copier silently replaces an answer they refuse with its default.
+    """
     conflict = [] if any(a.startswith("--conflict") for a in args) else ["--conflict", "inline"]
-    return [python, "-m", "copier", "update", "--trust", "--defaults", *conflict, *args]
+    data = ["--data-file", ANSWERS, "--defaults"]
+    return [python, "-m", "copier", "update", "--trust", *data, *conflict, *args]
 
 
 def listing(out: Out, title: str, paths: list[str]) -> None:
@@ -118,7 +123,15 @@ def update(root: Path, args: Sequence[str], out: Out = print, python: str = sys.
     """Run copier update, then report() what it left, even if it failed after writing."""
     answers = root / ANSWERS
     before = answers.read_bytes() if answers.is_file() else b""
-    code = subprocess.run(update_command(python, args), cwd=root).returncode
-    if code and (answers.read_bytes() if answers.is_file() else b"") == before:
-        return f"copier update exited {code} before changing the repo (its error is above)"
+    proc = subprocess.run(update_command(python, args), cwd=root, stderr=subprocess.PIPE, text=True)
+    refused = re.search(r"Validation error for question .*", proc.stderr)
+    if proc.stderr.strip() and not refused:  # a refused answer is said in one line, below
+        _STDERR(proc.stderr.rstrip())
+    if proc.returncode and (answers.read_bytes() if answers.is_file() else b"") == before:
+        if refused:  # a stored answer the new version refuses: say which, change nothing
+            return f"{refused[0]}: give a new value with -- -d KEY=VALUE (nothing was changed)"
+        return (
+            f"copier update exited {proc.returncode} before changing the repo (its error is above)"
+        )
+    code = proc.returncode
     return report(root, out, [f"copier update exited {code} (see above)"] if code else [])
