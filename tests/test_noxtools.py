@@ -136,7 +136,7 @@ BAD = {
         "nexus.example.com/simple",
     ],
     "UV_PYTHON_INSTALL_MIRROR": ["ftp://mirror.example.com/", "https://x/$(id)"],
-    "TAG": ["latest;rm", "-v", ""],
+    "TAG": ["latest;rm", "-v", "", "latesté"],
     "BIND_HOST": ["localhost", "127.0.0.1:8000"],
     "CORE_PORT": ["0", "65536", "8000/udp"],
     "UV_OFFLINE": ["yes please"],

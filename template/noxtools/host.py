@@ -21,10 +21,9 @@ BAKE_BUILDX = (0, 17)
 _NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REGISTRY = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*(?::\d{1,5})?/)"
 REPOSITORY = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*$")
-IMAGE = re.compile(
-    rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[0-9a-f]{{64}})?$"
-)
-TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+IMAGE = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*(?::{_TAG})?(?:@sha256:[0-9a-f]{{64}})?$")
+TAG = re.compile(rf"^{_TAG}$")
 # Settings that reach Dockerfiles (as build args), compose.yaml and root shells: each one is
 # checked against what it may hold, wherever it comes from (.env or the shell).
 _CHOICES = {
