@@ -6,7 +6,8 @@
 
 Each engine has its own data root, exec root (and so its own containerd), pidfile, socket and
 bridge, and leaves iptables to the host's engine. It never uses `--bridge=none`: a dockerd
-started that way deletes the first engine's docker0. Needs root and Debian's docker.io.
+started that way deletes the first engine's docker0. Its build steps reach the network through
+NAT rules of its own (the host engine keeps its iptables chains). Needs root and docker.io.
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ class Engine:
         return f"unix://{self.socket}"
 
 
+def nat_rules(engine: Engine) -> list[list[str]]:
+    """iptables rules that let the engine's bridge reach the network, as the host's has them."""
+    network = engine.subnet.rsplit(".", 1)[0] + ".0/24"
+    bridge = engine.bridge
+    return [
+        ["-t", "nat", "POSTROUTING", "-s", network, "!", "-o", bridge, "-j", "MASQUERADE"],
+        ["-t", "filter", "FORWARD", "-i", bridge, "!", "-o", bridge, "-j", "ACCEPT"],
+        [
+            "-t",
+            "filter",
+            "FORWARD",
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    ]
+
+
+def iptables(action: str, rule: list[str]) -> bool:
+    """Run `iptables -t TABLE ACTION CHAIN ...`; True when it succeeded."""
+    table, chain, spec = rule[:2], rule[2], rule[3:]
+    return (
+        subprocess.run(["iptables", *table, action, chain, *spec], capture_output=True).returncode
+        == 0
+    )
+
+
 def answers(engine: Engine) -> bool:
     """True when the engine's API answers on its socket."""
     probe = subprocess.run(
@@ -93,6 +126,9 @@ def start(name: str, store: str = "classic", timeout: float = 90) -> str:
         subprocess.run(["ip", "link", "add", engine.bridge, "type", "bridge"], check=True)
         subprocess.run(["ip", "addr", "add", engine.subnet, "dev", engine.bridge], check=True)
     subprocess.run(["ip", "link", "set", engine.bridge, "up"], check=True)
+    for rule in nat_rules(engine):
+        if not iptables("-C", rule):
+            iptables("-I", rule)
     cmd = [
         "dockerd",
         f"--config-file={engine.config}",
@@ -128,6 +164,9 @@ def stop(name: str, keep_data: bool = False, timeout: float = 60) -> None:
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
     subprocess.run(["ip", "link", "delete", engine.bridge], capture_output=True, check=False)
+    for rule in nat_rules(engine):
+        while iptables("-D", rule):
+            pass
     if not keep_data:
         # The data root can hold mounts a crashed engine left behind: unmount before removing.
         subprocess.run(
