@@ -343,12 +343,11 @@ def du(session: nox.Session) -> None:
 @nox.session
 def prune(session: nox.Session) -> None:
     """Free builder cache but keep the apt/uv cache mounts and recent layers; -- --all: all."""
+    from docker.utils import parse_bytes
+
     setup(session)
     api = client(session).api
-    try:
-        keep = cache.parse_size(os.environ.get("PRUNE_KEEP_STORAGE") or "5GB")
-    except ValueError as error:
-        session.error(f"PRUNE_KEEP_STORAGE in .env: {error}")
+    keep = parse_bytes(os.environ.get("PRUNE_KEEP_STORAGE") or "5GB")  # as docker's --keep-storage
     until = os.environ.get("PRUNE_UNTIL") or "72h"
     everything = "--all" in session.posargs
     before = cache.usage(api.df().get("BuildCache") or [])

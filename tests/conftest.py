@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -17,7 +15,8 @@ from typing import Any
 import pytest
 
 from noxtools import host
-from scripts.bench import Logged, compose_json
+from scripts import local_registry
+from scripts.sample import Logged, compose_json
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 
@@ -83,13 +82,6 @@ def nox(
 ) -> subprocess.CompletedProcess:
     """The generated repo's nox, run with this dev environment's Python and tools."""
     return run([sys.executable, "-m", "nox", *args], cwd=repo, env=env, check=check)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -185,27 +177,5 @@ class Registry:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory):
     """Debian's docker-registry serving on 127.0.0.1 at a free port, for the whole session."""
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield Registry(f"127.0.0.1:{port}")
-    proc.terminate()
-    proc.wait(timeout=10)
+    with local_registry.serve(tmp_path_factory.mktemp("registry")) as host:
+        yield Registry(host)

@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from scripts import saved_image
-from tests.conftest import COMPOSE, compose_build, free_port, nox, run
+from scripts.local_registry import free_port
+from tests.conftest import COMPOSE, compose_build, nox, run
 
 pytestmark = pytest.mark.docker
 SERVICES = ["core", "llm", "tts", "stt"]

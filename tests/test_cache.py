@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from scripts import bench
+from scripts import sample as bench
 
 pytestmark = pytest.mark.docker
 PREFIX = "cachetest"

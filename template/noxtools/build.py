@@ -59,7 +59,7 @@ class Build:
         return list(merged.values())
 
 
-def _time(stamp: str) -> float:
+def timestamp(stamp: str) -> float:
     """Seconds since the epoch of an RFC 3339 timestamp with nanoseconds."""
     return datetime.fromisoformat(
         re.sub(r"(\.\d{6})\d*", r"\1", stamp).replace("Z", "+00:00")
@@ -83,7 +83,7 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
             step.services += [owner] if owner not in step.services else []
             step.cached = bool(vertex.get("cached"))
             if vertex.get("started") and vertex.get("completed"):
-                step.seconds = _time(vertex["completed"]) - _time(vertex["started"])
+                step.seconds = timestamp(vertex["completed"]) - timestamp(vertex["started"])
         cached, canceled = bool(vertex.get("cached")), error.endswith("context canceled")
         status = ("CANCELED" if canceled else f"ERROR {error}") if error else "DONE"
         status = "CACHED" if cached else status  # CANCELED: a duplicate BuildKit dropped

@@ -14,16 +14,6 @@ from noxtools.report import human_size, table
 
 # The record types a default prune removes: layers and uploaded build contexts.
 DEFAULT_PRUNE_TYPES = ("regular", "source.local")
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """Bytes from a size such as 5GB, 500MB, 2GiB or 1000000."""
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a size: write it like 5GB, 500MB or 2GiB")
-    base = 1024 if match[3] else 1000
-    return int(float(match[1]) * base ** "_kmgt".index(match[2].lower() or "_"))
 
 
 def mount_name(record: dict[str, Any]) -> str:

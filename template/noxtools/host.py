@@ -39,6 +39,7 @@ CHECKED = (
     *_CHOICES,
     *("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE", "IMAGE_PREFIX", "TAG", "BIND_HOST"),
     *("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR", "CA_BUNDLE", "NETRC_FILE"),
+    *("PRUNE_KEEP_STORAGE", "PRUNE_UNTIL"),
 )
 
 
@@ -77,6 +78,10 @@ def _problem(key: str, value: str) -> str:
             ipaddress.ip_address(value)
         except ValueError:
             return "must be an IP address, such as 127.0.0.1 (or 0.0.0.0 for every interface)"
+    if key == "PRUNE_KEEP_STORAGE" and not re.fullmatch(r"\d+[kmg]?b?", value, re.IGNORECASE):
+        return "must be a size such as 5GB, 500MB or 0"
+    if key == "PRUNE_UNTIL" and not re.fullmatch(r"(\d+[smh])+", value):
+        return "must be a duration such as 72h, 30m or 1h30m"
     if key in {"CA_BUNDLE", "NETRC_FILE"} and value and not Path(value).is_file():
         return "is not a file: fix the path or leave it empty"
     return ""
