@@ -409,3 +409,50 @@ def test_bake_pushes_images_and_caches_then_builds_from_the_registry_cache(
     print(f"\nsecond bake ({branch}, builder cache emptied): {seconds:.1f} s, cached steps:")
     for name, steps in cached.items():
         print(f"  {name}: {', '.join(sorted(steps))}")
+
+
+# --- pre-commit ------------------------------------------------------------------------------
+
+HOOK_LINE = re.compile(
+    r"^(?P<name>.+?)\.{3,}(?:\(no files to check\))?(?P<result>Passed|Failed|Skipped)$"
+)
+
+
+def pre_commit(repo: Path, home: Path) -> tuple[dict[str, str], str]:
+    """`uv run --frozen pre-commit run --all-files` on what git tracks: each hook's result."""
+    run(["git", "add", "--all"], cwd=repo)
+    cmd = ["uv", "run", "--frozen", "pre-commit", "run", "--all-files"]
+    out = run(cmd, cwd=repo, env={"PRE_COMMIT_HOME": str(home)}, check=False)
+    lines = (HOOK_LINE.match(line.strip()) for line in out.stdout.splitlines())
+    return {m["name"]: m["result"] for m in lines if m}, out.stdout + out.stderr
+
+
+def test_pre_commit_hooks_run_the_pinned_tools_on_a_rendered_repo(tmp_path):
+    """Local hooks only (nothing cloned from git), each one a tool of the dev group; they pass
+    on a fresh repo and catch what a conflicted copier update leaves."""
+    repo = render(tmp_path / "repo", dict(OFFLINE_ANSWERS))  # with its tasks: git init, uv lock
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    assert [entry["repo"] for entry in config["repos"]] == ["local"]
+    for hook in config["repos"][0]["hooks"]:
+        assert hook["language"] == "fail" or hook["entry"].startswith("uv run --frozen "), hook
+
+    results, output = pre_commit(repo, tmp_path / "home")
+    assert set(results.values()) <= {"Passed", "Skipped"}, output
+    assert results["no .rej files (copier update --conflict rej)"] == "Skipped"
+    ran = ["ruff check", "ruff format", "hadolint (with .hadolint.yaml)", "no conflict markers"]
+    ran += ["uv.lock matches the pyproject.toml files", "GitHub workflows (schema)"]
+    ran += ["GitHub workflows (zizmor)", "renovate.json (schema)"]
+    assert {name: results.get(name) for name in ran} == dict.fromkeys(ran, "Passed"), output
+
+    readme = repo / "README.md"
+    readme.write_text(readme.read_text() + "<<<<<<< before\nours\n=======\ntheirs\n>>>>>>> after\n")
+    (repo / "compose.yaml.rej").write_text("@@ -1 +1 @@\n-a\n+b\n")
+    shared = repo / "shared/pyproject.toml"
+    shared.write_text(shared.read_text().replace('"uvicorn>=0.30",', '"uvicorn>=0.30", "idna",'))
+    results, output = pre_commit(repo, tmp_path / "home")
+    failed = sorted(name for name, result in results.items() if result == "Failed")
+    assert failed == [
+        "no .rej files (copier update --conflict rej)",
+        "no conflict markers",
+        "uv.lock matches the pyproject.toml files",
+    ], output
