@@ -79,13 +79,15 @@ def buildx() -> str:
     return docker
 
 
+def bake_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment without CI's bake variables, plus `env`."""
+    return {**{k: v for k, v in os.environ.items() if k not in BAKE_VARIABLES}, **env}
+
+
 def bake_print(docker: str, repo: Path, **env: str) -> dict[str, Any]:
     """`docker buildx bake --print` of CI's definition, with CI's variables in `env`."""
     cmd = [docker, "buildx", "bake", "-f", "compose.yaml", "-f", "docker-bake.hcl", "--print"]
-    clean = {k: v for k, v in os.environ.items() if k not in BAKE_VARIABLES}
-    out = subprocess.run(
-        cmd, cwd=repo, env={**clean, **env}, capture_output=True, text=True, check=False
-    )
+    out = subprocess.run(cmd, cwd=repo, env=bake_env(env), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -229,7 +231,11 @@ def test_secrets_reach_builds_as_files_never_as_build_args(repos, case):
         else:
             assert not secrets, step["name"]
     bake = next(step for step in job["steps"] if "bake-action" in step.get("uses", ""))
-    assert set(bake["with"]) == {"source", "files", "push"}  # no --set: nothing added by CI
+    assert set(bake["with"]) == {"source", "files", "push", "allow"}  # no --set
+    assert bake["with"]["allow"].splitlines() == [
+        "fs.read=${{ runner.temp }}/ca-bundle.pem",
+        "fs.read=${{ runner.temp }}/netrc",
+    ]
     assert bake["env"] == {
         "CA_BUNDLE": "${{ runner.temp }}/ca-bundle.pem",
         "NETRC_FILE": "${{ runner.temp }}/netrc",
@@ -251,7 +257,7 @@ def test_gitlab_pipeline_caches_and_publishes_by_ref(repos):
     assert default["CACHE_WRITE"] == "true" and default["PUSH"] == "--push"
     assert "PUSH" not in rules["$CI_COMMIT_BRANCH"]
     script = "\n".join(job["script"])
-    assert "docker buildx bake --file compose.yaml --file docker-bake.hcl" in script
+    assert 'docker buildx bake "$@" --file compose.yaml --file docker-bake.hcl' in script
     assert "--password-stdin" in script and "-p " not in script
     elsewhere = yaml.safe_load((repos["gitlab-registry-arm64"] / ".gitlab-ci.yml").read_text())
     assert "IMAGE_PREFIX" not in elsewhere["images"]["variables"]
@@ -314,10 +320,7 @@ def test_bake_print_has_one_target_per_service_with_cache_and_platforms(repos, b
 def bake_json(cmd: list[str], repo: Path, env: dict[str, str]) -> tuple[build.Build, dict, int]:
     """Run a `buildx bake --progress rawjson` command: its steps (noxtools.build.read), every
     vertex's name -> error ("" when it succeeded), and its exit status."""
-    clean = {k: v for k, v in os.environ.items() if k not in BAKE_VARIABLES}
-    proc = subprocess.run(
-        cmd, cwd=repo, env={**clean, **env}, capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(cmd, cwd=repo, env=bake_env(env), capture_output=True, text=True)
     result, vertexes = build.Build(), {}
     for line in (proc.stdout + proc.stderr).splitlines():
         try:
@@ -344,25 +347,34 @@ def test_bake_pushes_images_and_caches_then_builds_from_the_registry_cache(
         {**OFFLINE_ANSWERS, "registry": f"{registry.host}/bake"},
     )
     ensure_base_images(repo)
+    # As CI does: both secrets as files in the runner's temp folder, and bake allowed to read them.
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
     ca_path, ca_marker = ca_bundle
+    shutil.copy(ca_path, runner_temp / "ca-bundle.pem")
     netrc_marker = f"netrc-marker-{uuid.uuid4().hex}"
     token_marker = f"token-marker-{uuid.uuid4().hex}"
-    netrc = tmp_path / "netrc"
-    netrc.write_text(f"machine example.invalid login team password {netrc_marker}\n")
+    (runner_temp / "netrc").write_text(
+        f"machine example.invalid login team password {netrc_marker}\n"
+    )
     env = {
-        "CA_BUNDLE": str(ca_path),
-        "NETRC_FILE": str(netrc),
+        "CA_BUNDLE": str(runner_temp / "ca-bundle.pem"),
+        "NETRC_FILE": str(runner_temp / "netrc"),
         "DEFAULT_BRANCH": "main",
         # What a CI job's environment holds: never part of a build.
         "GITHUB_TOKEN": token_marker,
         "REGISTRY_PASSWORD": token_marker,
     }
-    bake = [buildx, "buildx", "bake", "--builder", "default", "--progress", "rawjson"]
-    bake += ["-f", "compose.yaml", "-f", "docker-bake.hcl"]
+    ci_bake = [buildx, "buildx", "bake", "--builder", "default"]
+    ci_bake += [f"--allow=fs.read={env['CA_BUNDLE']}", f"--allow=fs.read={env['NETRC_FILE']}"]
+    ci_bake += ["--file", "compose.yaml", "--file", "docker-bake.hcl"]
+    bake = [*ci_bake, "--progress", "rawjson"]
 
+    start = time.perf_counter()
     first, _, status = bake_json(
         [*bake, "--push"], repo, {**env, "BRANCH": "main", "CACHE_WRITE": "true"}
     )
+    first_seconds = time.perf_counter() - start
     assert status == 0, first.error
     prefix = "bake/morgan"
     for name in SERVICES:
@@ -382,33 +394,51 @@ def test_bake_pushes_images_and_caches_then_builds_from_the_registry_cache(
         for marker in (ca_marker.decode(), netrc_marker, token_marker, "BEGIN CERTIFICATE"):
             assert marker not in out.stdout, f"{marker} in {name}'s provenance"
 
-    run([buildx, "builder", "prune", "-af"], cwd=repo)
     branch = "feature/registry-cache"
-    start = time.perf_counter()
-    second, vertexes, status = bake_json(
-        bake, repo, {**env, "BRANCH": branch, "CACHE_WRITE": "true"}
-    )
-    seconds = time.perf_counter() - start
-    assert status == 0, second.error
-    cached = {}
-    for name in SERVICES:
-        # The default branch's cache was read; the branch's own did not exist yet.
-        imported = f"[{name}] importing cache manifest from {registry.host}/{prefix}/{name}:"
-        assert vertexes[imported + "buildcache"] == ""
-        assert "not found" in vertexes[imported + "buildcache-feature-registry-cache"]
-        steps = second.of(name)
-        deps = [step for step in steps if step.stage == "deps"]
-        assert deps and all(step.cached for step in deps), (name, deps)
-        assert all(step.cached for step in steps), (name, steps)  # nothing changed
-        cached[name] = [f"{s.stage} {s.index}/{s.text.split()[0]}" for s in steps]
-    # The branch wrote its own cache and left the default branch's alone.
-    for name in SERVICES:
-        tags = registry.get(f"/v2/{prefix}/{name}/tags/list")["tags"]
-        assert sorted(tags) == ["buildcache", "buildcache-feature-registry-cache", "latest"]
-    assert registry.manifest(f"{prefix}/core", "buildcache") == default_cache
-    print(f"\nsecond bake ({branch}, builder cache emptied): {seconds:.1f} s, cached steps:")
-    for name, steps in cached.items():
-        print(f"  {name}: {', '.join(sorted(steps))}")
+    run([buildx, "builder", "prune", "-af"], cwd=repo)
+    try:
+        start = time.perf_counter()
+        second, vertexes, status = bake_json(
+            bake, repo, {**env, "BRANCH": branch, "CACHE_WRITE": "true"}
+        )
+        seconds = time.perf_counter() - start
+        assert status == 0, second.error
+        cached = {}
+        for name in SERVICES:
+            # The default branch's cache was read; the branch's own did not exist yet.
+            imported = f"[{name}] importing cache manifest from {registry.host}/{prefix}/{name}:"
+            assert vertexes[imported + "buildcache"] == ""
+            assert "not found" in vertexes[imported + "buildcache-feature-registry-cache"]
+            steps = second.of(name)
+            deps = [step for step in steps if step.stage == "deps"]
+            assert deps and all(step.cached for step in deps), (name, deps)
+            assert all(step.cached for step in steps), (name, steps)  # nothing changed
+            cached[name] = [f"{s.stage} {s.index}/{s.text.split()[0]}" for s in steps]
+        # The branch wrote its own cache and left the default branch's alone.
+        for name in SERVICES:
+            tags = registry.get(f"/v2/{prefix}/{name}/tags/list")["tags"]
+            assert sorted(tags) == ["buildcache", "buildcache-feature-registry-cache", "latest"]
+        assert registry.manifest(f"{prefix}/core", "buildcache") == default_cache
+        ran = sum(not step.cached for step in first.steps.values())
+        print(f"\nfirst bake (main, --push): {first_seconds:.1f} s, {ran} steps ran")
+        print(f"second bake ({branch}, builder cache emptied): {seconds:.1f} s, cached steps:")
+        for name, steps in cached.items():
+            print(f"  {name}: {', '.join(sorted(steps))}")
+    finally:
+        # As CI's step runs it (plain progress, where bake enforces its filesystem entitlements),
+        # with the deps steps rerun: the prune took the apt and uv cache mounts too, which later
+        # tests find where builds left them (nox -s du).
+        rerun_deps = {"target": {name: {"no-cache-filter": ["deps"]} for name in SERVICES}}
+        (runner_temp / "rerun-deps.json").write_text(json.dumps(rerun_deps))
+        refill = [*ci_bake, "--file", str(runner_temp / "rerun-deps.json"), "--progress", "plain"]
+        as_ci = subprocess.run(
+            refill,
+            cwd=repo,
+            env=bake_env({**env, "BRANCH": branch}),
+            capture_output=True,
+            text=True,
+        )
+    assert as_ci.returncode == 0, as_ci.stderr[-4000:]
 
 
 # --- pre-commit ------------------------------------------------------------------------------
