@@ -41,7 +41,7 @@ CASES = {
     "github-ghcr-arm64": {"registry": "ghcr.io/acme", "platforms": "linux/amd64,linux/arm64"},
     "github-registry-gpu-arm64": {
         "registry": "registry.example.com/team",
-        "platforms": "linux/amd64, linux/arm64, tts",
+        "platforms": "linux/amd64,linux/arm64,tts",
     },
     "gitlab": {"ci": "gitlab"},
     "gitlab-registry-arm64": {
@@ -105,6 +105,7 @@ BAD_PLATFORMS = {
     "empty-entry": ("linux/amd64,", "an empty entry"),
     "twice": ("linux/amd64,linux/amd64", "linux/amd64 is listed twice"),
     "no-platform": ("tts", "no platform given"),
+    "spaces": ("linux/amd64, linux/arm64", "must not hold spaces"),
 }
 
 
