@@ -16,6 +16,12 @@ SERVICES = ["core", "llm", "stt", "tts"]
 CORE = ["base", "base", "base", "export", "deps", "deps", "shared", "app"]
 
 
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch):
+    """Each test works on a copy of the environment: load_settings and detect write to it."""
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+
+
 def replay(name: str, service: str = "", show: str = "quiet") -> build.Build:
     """A Build read from a fixture, as `build.run` reads Compose's output."""
     result = build.Build()

@@ -234,6 +234,8 @@ def test_dockerfiles(case):
         for line in text.splitlines():  # the CA bundle only ever arrives as a secret
             if "ca_bundle" in line or "SSL_CERT_FILE" in line:
                 assert not line.startswith(("ENV", "ARG", "COPY", "ADD")), line
+            if "SSL_CERT_FILE=" in line:  # and only when given: an empty one trusts nothing
+                assert "if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=" in line
         if answers.get("pypi_index_url"):
             assert f"ARG UV_DEFAULT_INDEX={answers['pypi_index_url']}" in text
 
