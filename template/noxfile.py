@@ -113,7 +113,8 @@ def build_args(session: nox.Session) -> tuple[list[str], list[str]]:
 
 def check_lock(session: nox.Session) -> None:
     """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a change)."""
-    files = [ROOT / "uv.lock", ROOT / "pyproject.toml", *sorted(ROOT.glob("*/**/pyproject.toml"))]
+    members = [ROOT / "shared/pyproject.toml", *sorted(ROOT.glob("services/*/pyproject.toml"))]
+    files = [ROOT / "uv.lock", ROOT / "pyproject.toml", *members]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()
     memo = ROOT / ".nox" / "uv-lock-checked"
     if memo.is_file() and memo.read_text() == digest:

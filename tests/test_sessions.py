@@ -131,6 +131,23 @@ def test_broken_compose_file_is_one_line(built_repo):
     assert "Traceback" not in out.stderr
 
 
+def test_a_stale_lock_is_refused_before_building(built_repo):
+    """A dependency added to a pyproject.toml without `uv lock`: one line naming uv lock, no
+    build (Compose would build the old dependency set, from the stale lock)."""
+    repo, _ = built_repo
+    pyproject = repo / "services/llm/pyproject.toml"
+    original = pyproject.read_text()
+    try:
+        pyproject.write_text(original.replace('    "shared",\n', '    "shared",\n    "idna>=3",\n'))
+        out = nox(repo, "-s", "build", "--", "llm", check=False)
+    finally:
+        pyproject.write_text(original)
+    assert out.returncode != 0 and "--progress json build" not in out.stderr  # nothing built
+    (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
+    assert "uv.lock does not match the pyproject.toml files (" in line and "run uv lock" in line
+    assert nox(repo, "-s", "build", "--", "llm").returncode == 0  # as it was: builds again
+
+
 def test_buildkit_off_is_refused(built_repo):
     repo, _ = built_repo
     out = nox(repo, "-s", "build", env={"DOCKER_BUILDKIT": "0"}, check=False)
