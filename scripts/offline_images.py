@@ -107,12 +107,11 @@ def check_emulation(arch: str) -> None:
         )
 
 
-def rootfs(with_python: bool, arch: str = "amd64") -> Path:
+def rootfs(with_python: bool, arch: str) -> Path:
     """A cached tarball of a minimal Debian rootfs for `arch`; the Python one is made from the
     plain one. A foreign arch is bootstrapped the same way, its package scripts run by qemu."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    suffix = "" if arch == "amd64" else f"-{arch}"  # amd64 keeps the names caches already hold
-    tarball = CACHE / f"debian-{SUITE}{'-python' if with_python else ''}{suffix}.tar"
+    tarball = CACHE / f"debian-{SUITE}-{arch}{'-python' if with_python else ''}.tar"
     if tarball.exists():
         return tarball
     check_emulation(arch)
@@ -167,7 +166,7 @@ def rootfs(with_python: bool, arch: str = "amd64") -> Path:
     return tarball
 
 
-def debian_python_version(arch: str = "amd64") -> str:
+def debian_python_version(arch: str) -> str:
     """The X.Y of the python3 in the cached Debian rootfs of `arch`."""
     with tarfile.open(rootfs(True, arch)) as tar:
         for member in tar.getnames():
@@ -268,8 +267,9 @@ def load(client: docker.DockerClient, image: str, layers: dict[str, Path], confi
             client.images.load(data)
 
 
-def build_python(client: docker.DockerClient, image: str, arches: Sequence[str] = ("amd64",)):
+def build_python(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
     """A python:X.Y-* stand-in, refused unless Debian's Python is X.Y on every arch."""
+    arches = arches or [host_arch()]
     wanted = re.match(r"(\d+\.\d+)", image.rsplit(":", 1)[1])
     for arch in arches:
         have = debian_python_version(arch)
@@ -287,8 +287,9 @@ def build_python(client: docker.DockerClient, image: str, arches: Sequence[str] 
     load(client, image, {arch: rootfs(True, arch) for arch in arches}, config)
 
 
-def build_cuda(client: docker.DockerClient, image: str, arches: Sequence[str] = ("amd64",)):
+def build_cuda(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
     """An nvidia/cuda stand-in: Debian without CUDA libraries, enough to build, not to compute."""
+    arches = arches or [host_arch()]
     version = image.rsplit(":", 1)[1].split("-", 1)[0]
     config = {
         "Env": [BASE_ENV, f"CUDA_VERSION={version}", "NVIDIA_VISIBLE_DEVICES=all"],
@@ -332,8 +333,9 @@ def fetch_uv_wheel(version: str, arch: str, dest: Path) -> Path:
     return wheel
 
 
-def build_uv(client: docker.DockerClient, image: str, arches: Sequence[str] = ("amd64",)):
+def build_uv(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
     """The uv image from the uv wheels of the same version: static /uv and /uvx, FROM scratch."""
+    arches = arches or [host_arch()]
     version = image.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory() as tmp:
         layers = {}
