@@ -138,11 +138,8 @@ def rootfs(with_python: bool, arch: str) -> Path:
         else:
             if shutil.which("debootstrap") is None:
                 raise StandInError("debootstrap not found: apt-get install debootstrap (as root)")
-            slow = " under emulation" if emulated(arch) else ""
-            print(
-                f"debootstrap {SUITE} {arch}{slow} from {DEBIAN_MIRROR} (a minute or two)",
-                flush=True,
-            )
+            slow = " under emulation (minutes)" if emulated(arch) else " (a minute or two)"
+            print(f"debootstrap {SUITE} {arch} from {DEBIAN_MIRROR}{slow}", flush=True)
             run(
                 "debootstrap",
                 "--variant=minbase",
