@@ -16,8 +16,9 @@ import docker
 import pytest
 
 from scripts import offline_images
+from scripts.local_registry import free_port
 from scripts.render import OFFLINE_ANSWERS
-from tests.conftest import free_port, nox
+from tests.conftest import nox
 
 pytestmark = pytest.mark.docker
 ARM64 = ["linux/arm64"]
@@ -78,12 +79,13 @@ def test_build_session_builds_and_runs_core_for_arm64(arm64_repo, engine):
 def test_stand_ins_in_a_registry_are_one_index_for_both_platforms(
     arm64_repo, registry, engine, rendered
 ):
-    """Pushed under the names a repo with image_mirror uses; each platform pulled back from
-    the registry runs its own arch's Python 3.11."""
-    answers = {**OFFLINE_ANSWERS, "image_mirror": f"{registry.host}/"}
+    """Pushed under the names a repo with image_mirror uses (a folder of the session's
+    registry of their own); each platform pulled back from it runs its arch's Python 3.11."""
+    mirror = f"{registry.host}/multi-platform/"
+    answers = {**OFFLINE_ANSWERS, "image_mirror": mirror}
     repo = rendered(answers | {"services": [{"name": "core", "port": 8000}]}, skip_tasks=True)
     images = offline_images.base_images(repo)
-    assert f"{registry.host}/python:3.11-slim-bookworm" in images
+    assert f"{mirror}python:3.11-slim-bookworm" in images
     try:
         offline_images.ensure(repo, platforms=ARM64, push=True)
         for image in images:
@@ -97,7 +99,7 @@ def test_stand_ins_in_a_registry_are_one_index_for_both_platforms(
             for _, arch in platforms:
                 config = registry.image_manifest(repository, tag, arch)["config"]["digest"]
                 assert json.loads(registry.blob(repository, config))["architecture"] == arch
-        python = f"{registry.host}/python:3.11-slim-bookworm"
+        python = f"{mirror}python:3.11-slim-bookworm"
         for arch, machine in (("amd64", "x86_64"), ("arm64", "aarch64")):
             engine.images.remove(python)  # the local name goes: the run pulls it back
             cmd = ["python", "-c", MACHINE]
