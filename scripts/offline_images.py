@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build local stand-ins for every base image a rendered repo names, for air-gapped machines.
 
-    python scripts/offline_images.py path/to/rendered-repo [--dry-run]
+    python scripts/offline_images.py path/to/rendered-repo [--platform linux/arm64] [--push]
+                                                           [--dry-run]
 
 It reads the `ARG *_IMAGE=` defaults of each services/*/Dockerfile and, for every image the
 engine does not already have, builds a stand-in under that exact name:
@@ -12,7 +13,14 @@ engine does not already have, builds a stand-in under that exact name:
                     as upstream).
 - nvidia/cuda:*     the same Debian rootfs without Python and without CUDA libraries: enough to
                     build GPU services, not to run CUDA code. Labelled as a stand-in.
-Needs root (debootstrap), a Docker Engine, and Debian's mirror and PyPI (or a pip cache).
+A stand-in holds this machine's platform, and with --platform linux/arm64 (or linux/amd64) the
+other one too: one image index, each arch's rootfs bootstrapped by its own Debian packages (a
+foreign arch's package scripts run under qemu) and each arch's uv wheel. It is written as an
+OCI archive and `docker load`ed, without timestamps, so the same rootfs gives the same digest.
+--push pushes them to the registry their names start with, when it is on 127.0.0.1 (render
+with image_mirror=127.0.0.1:PORT/). Rootfs tarballs are cached in ~/.cache/copier-uv-docker.
+Needs root (debootstrap), a Docker Engine (the containerd image store for several platforms),
+and Debian's mirror and PyPI.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -31,6 +40,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import docker
@@ -40,6 +50,11 @@ DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "copier-uv-docker"
 ARG_IMAGE = re.compile(r"^ARG (\w+_IMAGE)=(\S+)\s*$", re.MULTILINE)
 STAND_IN_LABEL = "org.copier-uv-docker.stand-in"
+# Docker and Debian name these arches alike; uname -m (and the uv wheels) another way.
+UNAME = {"amd64": "x86_64", "arm64": "aarch64"}
+LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
+INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 BASE_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -77,17 +92,34 @@ def run(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, **kwargs)
 
 
-def rootfs(with_python: bool) -> Path:
-    """A cached tarball of a minimal Debian rootfs; the Python one is made from the plain one."""
+def emulated(arch: str) -> bool:
+    """True when `arch` is not this machine's, so its binaries run under qemu (binfmt_misc)."""
+    return UNAME[arch] != platform.machine()
+
+
+def check_emulation(arch: str) -> None:
+    """Refuse a foreign arch whose binaries the kernel cannot run: say how to set it up."""
+    entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{UNAME[arch]}")
+    if emulated(arch) and not (entry.is_file() and entry.read_text().startswith("enabled")):
+        raise StandInError(
+            f"{arch} binaries cannot run here: install qemu-user-static and binfmt-support and "
+            f"register qemu-{UNAME[arch]} (bash scripts/setup-host.sh does both)"
+        )
+
+
+def rootfs(with_python: bool, arch: str) -> Path:
+    """A cached tarball of a minimal Debian rootfs for `arch`; the Python one is made from the
+    plain one. A foreign arch is bootstrapped the same way, its package scripts run by qemu."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE / f"debian-{SUITE}{'-python' if with_python else ''}.tar"
+    tarball = CACHE / f"debian-{SUITE}-{arch}{'-python' if with_python else ''}.tar"
     if tarball.exists():
         return tarball
+    check_emulation(arch)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp) / "rootfs"
         if with_python:
             root.mkdir()
-            run("tar", "-C", str(root), "-xf", str(rootfs(with_python=False)))
+            run("tar", "-C", str(root), "-xf", str(rootfs(False, arch)))
             run("chroot", str(root), "apt-get", "update", "-qq", stdout=subprocess.DEVNULL)
             run(
                 "chroot",
@@ -106,10 +138,12 @@ def rootfs(with_python: bool) -> Path:
         else:
             if shutil.which("debootstrap") is None:
                 raise StandInError("debootstrap not found: apt-get install debootstrap (as root)")
-            print(f"debootstrap {SUITE} from {DEBIAN_MIRROR} (a minute or two)", flush=True)
+            slow = " under emulation (minutes)" if emulated(arch) else " (a minute or two)"
+            print(f"debootstrap {SUITE} {arch} from {DEBIAN_MIRROR}{slow}", flush=True)
             run(
                 "debootstrap",
                 "--variant=minbase",
+                f"--arch={arch}",
                 SUITE,
                 str(root),
                 DEBIAN_MIRROR,
@@ -129,63 +163,152 @@ def rootfs(with_python: bool) -> Path:
     return tarball
 
 
-def debian_python_version() -> str:
-    """The X.Y of the python3 in the cached Debian rootfs."""
-    with tarfile.open(rootfs(with_python=True)) as tar:
+def debian_python_version(arch: str) -> str:
+    """The X.Y of the python3 in the cached Debian rootfs of `arch`."""
+    with tarfile.open(rootfs(True, arch)) as tar:
         for member in tar.getnames():
             found = re.fullmatch(r"\./usr/bin/python(3\.\d+)", member)
             if found:
                 return found.group(1)
-    raise StandInError("the Debian rootfs has no python3")
+    raise StandInError(f"the Debian {arch} rootfs has no python3")
 
 
-def import_rootfs(client: docker.DockerClient, image: str, tarball: Path, changes: list[str]):
-    """docker import a rootfs tarball under `image`."""
-    repository, tag = image.rsplit(":", 1)
-    client.api.import_image_from_file(str(tarball), repository=repository, tag=tag, changes=changes)
+def to_json(value: object) -> bytes:
+    """JSON as stored in an image: always the same bytes for the same value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
-def build_python(client: docker.DockerClient, image: str) -> None:
-    """A python:X.Y-* stand-in, refused unless Debian's Python is X.Y."""
+def add_file(tar: tarfile.TarFile, name: str, data: bytes | Path) -> None:
+    """Add bytes, or a file's content, to `tar` under `name`."""
+    info = tarfile.TarInfo(name)
+    info.size = data.stat().st_size if isinstance(data, Path) else len(data)
+    with data.open("rb") if isinstance(data, Path) else io.BytesIO(data) as content:
+        tar.addfile(info, content)
+
+
+def add_blob(tar: tarfile.TarFile, data: bytes | Path, media_type: str) -> dict:
+    """Add a blob under blobs/sha256/ and return its OCI descriptor."""
+    if isinstance(data, Path):
+        with data.open("rb") as content:
+            digest = hashlib.file_digest(content, "sha256").hexdigest()
+    else:
+        digest = hashlib.sha256(data).hexdigest()
+    size = data.stat().st_size if isinstance(data, Path) else len(data)
+    descriptor = {"mediaType": media_type, "digest": f"sha256:{digest}", "size": size}
+    add_file(tar, blob_path(descriptor), data)
+    return descriptor
+
+
+def blob_path(descriptor: dict) -> str:
+    """Where a descriptor's blob lies in an OCI archive."""
+    return "blobs/sha256/" + descriptor["digest"].removeprefix("sha256:")
+
+
+def full_name(image: str) -> str:
+    """`image` with its registry and namespace spelled out: python:3.11 -> docker.io/library/..."""
+    first, slash, _ = image.partition("/")
+    if not slash:
+        return f"docker.io/library/{image}"
+    return image if re.search(r"[.:]|^localhost$", first) else f"docker.io/{image}"
+
+
+def oci_archive(path: Path, image: str, layers: dict[str, Path], config: dict) -> None:
+    """Write the OCI archive `docker load` reads: `image` as an index with one manifest per arch,
+    each a single uncompressed layer and the same `config`. No timestamps: the same inputs give
+    the same digests, so a stand-in rebuilt to add an arch keeps the ones it had as they were."""
+    with tarfile.open(path, "w") as tar:
+        manifests, saved = [], []
+        for arch, layer in layers.items():
+            layer_blob = add_blob(tar, layer, "application/vnd.oci.image.layer.v1.tar")
+            image_config = {
+                "architecture": arch,
+                "os": "linux",
+                "config": config,
+                "rootfs": {"type": "layers", "diff_ids": [layer_blob["digest"]]},
+                "history": [{"created_by": "scripts/offline_images.py (a stand-in)"}],
+            }
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST,
+                "config": add_blob(
+                    tar, to_json(image_config), "application/vnd.oci.image.config.v1+json"
+                ),
+                "layers": [layer_blob],
+            }
+            manifests.append(
+                add_blob(tar, to_json(manifest), MANIFEST)
+                | {"platform": {"architecture": arch, "os": "linux"}}
+            )
+            paths = [blob_path(manifest["config"]), blob_path(layer_blob)]
+            saved.append({"Config": paths[0], "RepoTags": [image], "Layers": paths[1:]})
+        index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}
+        named = add_blob(tar, to_json(index), INDEX) | {
+            "annotations": {
+                "io.containerd.image.name": full_name(image),
+                "org.opencontainers.image.ref.name": image.rsplit(":", 1)[1],
+            }
+        }
+        add_file(tar, "index.json", to_json({"schemaVersion": 2, "manifests": [named]}))
+        add_file(tar, "oci-layout", to_json({"imageLayoutVersion": "1.0.0"}))
+        if len(saved) == 1:  # the classic image store reads docker save's manifest.json
+            add_file(tar, "manifest.json", to_json(saved))
+
+
+def load(client: docker.DockerClient, image: str, layers: dict[str, Path], config: dict) -> None:
+    """Load `image` into the engine from one layer per arch (see oci_archive)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        archive = Path(tmp) / "image.tar"
+        oci_archive(archive, image, layers, config)
+        with archive.open("rb") as data:
+            client.images.load(data)
+
+
+def build_python(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
+    """A python:X.Y-* stand-in, refused unless Debian's Python is X.Y on every arch."""
+    arches = arches or [host_arch()]
     wanted = re.match(r"(\d+\.\d+)", image.rsplit(":", 1)[1])
-    have = debian_python_version()
-    if not wanted or wanted.group(1) != have:
-        raise StandInError(
-            f"{image}: Debian {SUITE} ships Python {have}, and a stand-in never claims another "
-            f"version; render with python_version={have}, or pull or load the real image"
-        )
-    import_rootfs(
-        client,
-        image,
-        rootfs(with_python=True),
-        [
-            f"ENV {BASE_ENV}",
-            "ENV LANG=C.UTF-8",
-            f'LABEL {STAND_IN_LABEL}="debian-{SUITE}"',
-            'CMD ["python3"]',
-        ],
-    )
+    for arch in arches:
+        have = debian_python_version(arch)
+        if not wanted or wanted.group(1) != have:
+            raise StandInError(
+                f"{image}: Debian {SUITE} ships Python {have}, and a stand-in never claims "
+                f"another version; render with python_version={have}, or pull or load the real "
+                "image"
+            )
+    config = {
+        "Env": [BASE_ENV, "LANG=C.UTF-8"],
+        "Labels": {STAND_IN_LABEL: f"debian-{SUITE}"},
+        "Cmd": ["python3"],
+    }
+    load(client, image, {arch: rootfs(True, arch) for arch in arches}, config)
 
 
-def build_cuda(client: docker.DockerClient, image: str) -> None:
+def build_cuda(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
     """An nvidia/cuda stand-in: Debian without CUDA libraries, enough to build, not to compute."""
+    arches = arches or [host_arch()]
     version = image.rsplit(":", 1)[1].split("-", 1)[0]
-    import_rootfs(
-        client,
-        image,
-        rootfs(with_python=False),
-        [
-            f"ENV {BASE_ENV}",
-            f"ENV CUDA_VERSION={version}",
-            "ENV NVIDIA_VISIBLE_DEVICES=all",
-            f'LABEL {STAND_IN_LABEL}="debian-{SUITE}, no CUDA libraries"',
-            'CMD ["bash"]',
-        ],
-    )
+    config = {
+        "Env": [BASE_ENV, f"CUDA_VERSION={version}", "NVIDIA_VISIBLE_DEVICES=all"],
+        "Labels": {STAND_IN_LABEL: f"debian-{SUITE}, no CUDA libraries"},
+        "Cmd": ["bash"],
+    }
+    load(client, image, {arch: rootfs(False, arch) for arch in arches}, config)
 
 
-def fetch_uv_wheel(version: str, dest: Path) -> Path:
-    """The static (musl) x86_64 uv wheel of `version`, from the package index, hash-checked."""
+def pick_uv_wheel(files: list[dict], version: str, arch: str) -> dict | None:
+    """The index entry of uv's static (musl) wheel for `arch`. x86_64's is tagged musllinux
+    alone, aarch64's manylinux and musllinux: the same static binary."""
+    prefix, tag = f"uv-{version}-py3-none-", f"musllinux_1_1_{UNAME[arch]}"
+    for entry in files:
+        name = entry["filename"]
+        if name.startswith(prefix) and tag in name[len(prefix) :].removesuffix(".whl").split("."):
+            return entry
+    return None
+
+
+def fetch_uv_wheel(version: str, arch: str, dest: Path) -> Path:
+    """The static (musl) uv wheel of `version` for `arch`, from the package index, hash-checked."""
     index = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("PIP_INDEX_URL")
     index = (index or "https://pypi.org/simple").rstrip("/")
     request = urllib.request.Request(
@@ -193,71 +316,168 @@ def fetch_uv_wheel(version: str, dest: Path) -> Path:
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         files = json.load(response)["files"]
-    wanted = f"uv-{version}-py3-none-musllinux_1_1_x86_64.whl"
-    entry = next((f for f in files if f["filename"] == wanted), None)
+    entry = pick_uv_wheel(files, version, arch)
     if entry is None:
-        raise StandInError(f"{wanted} is not on {index}: is uv {version} released?")
+        raise StandInError(f"no uv {version} wheel for {arch} musl on {index}: is it released?")
     with urllib.request.urlopen(
         urllib.parse.urljoin(f"{index}/uv/", entry["url"]), timeout=300
     ) as response:
         data = response.read()
     if hashlib.sha256(data).hexdigest() != entry["hashes"]["sha256"]:
-        raise StandInError(f"{wanted}: sha256 does not match the index")
-    wheel = dest / wanted
+        raise StandInError(f"{entry['filename']}: sha256 does not match the index")
+    wheel = dest / entry["filename"]
     wheel.write_bytes(data)
     return wheel
 
 
-def build_uv(client: docker.DockerClient, image: str) -> None:
-    """The uv image from the uv wheel of the same version: static /uv and /uvx, FROM scratch."""
+def build_uv(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
+    """The uv image from the uv wheels of the same version: static /uv and /uvx, FROM scratch."""
+    arches = arches or [host_arch()]
     version = image.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = fetch_uv_wheel(version, Path(tmp))
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(wheel) as whl, tarfile.open(fileobj=buffer, mode="w") as tar:
-            for binary in ("uv", "uvx"):
-                data = whl.read(f"uv-{version}.data/scripts/{binary}")
-                info = tarfile.TarInfo(binary)
-                info.size, info.mode = len(data), 0o755
-                tar.addfile(info, io.BytesIO(data))
-        repository, tag = image.rsplit(":", 1)
-        client.api.import_image_from_data(
-            buffer.getvalue(),
-            repository=repository,
-            tag=tag,
-            changes=['ENTRYPOINT ["/uv"]', f'LABEL {STAND_IN_LABEL}="uv {version} wheel"'],
-        )
+        layers = {}
+        for arch in arches:
+            wheel = fetch_uv_wheel(version, arch, Path(tmp))
+            layers[arch] = Path(tmp) / f"uv-{arch}.tar"
+            with zipfile.ZipFile(wheel) as whl, tarfile.open(layers[arch], "w") as tar:
+                for binary in ("uv", "uvx"):
+                    data = whl.read(f"uv-{version}.data/scripts/{binary}")
+                    info = tarfile.TarInfo(binary)  # mtime 0: the same wheel, the same layer
+                    info.size, info.mode = len(data), 0o755
+                    tar.addfile(info, io.BytesIO(data))
+        config = {"Entrypoint": ["/uv"], "Labels": {STAND_IN_LABEL: f"uv {version} wheel"}}
+        load(client, image, layers, config)
 
 
 BUILDERS = {"python": build_python, "uv": build_uv, "cuda": build_cuda}
 
 
-def ensure(repo: Path, dry_run: bool = False) -> list[str]:
-    """Build a stand-in for each missing base image of `repo`; return the images built."""
-    client = docker.from_env()
-    built = []
-    for image in base_images(repo):
+def supported() -> str:
+    """The platforms stand-ins exist for, in words."""
+    return " and ".join(f"linux/{arch}" for arch in UNAME)
+
+
+def host_arch() -> str:
+    """This machine's arch, as Docker names it."""
+    arch = next((a for a, machine in UNAME.items() if machine == platform.machine()), None)
+    if arch is None:
+        raise StandInError(f"no stand-ins for {platform.machine()} machines: only {supported()}")
+    return arch
+
+
+def stand_in_arches(platforms: Sequence[str]) -> list[str]:
+    """The arches a stand-in holds: this machine's and those of `platforms` (linux/ARCH)."""
+    wanted = {host_arch()}
+    for name in platforms:
+        os_name, _, arch = name.partition("/")
+        if os_name != "linux" or arch not in UNAME:
+            raise StandInError(f"--platform {name}: stand-ins exist for {supported()}")
+        wanted.add(arch)
+    return [arch for arch in UNAME if arch in wanted]
+
+
+def missing_arches(client: docker.DockerClient, image: str, arches: Sequence[str]) -> list[str]:
+    """The arches the engine holds no `image` for. It is asked by creating (and removing) a
+    container of each platform: no image API of Engine 26 says which platforms it holds."""
+    missing = []
+    for arch in arches:
         try:
-            client.images.get(image)
-            print(f"present  {image}")
-            continue
-        except docker.errors.ImageNotFound:
-            pass
-        kind = kind_of(image)
-        print(f"{'would build' if dry_run else 'building'} {kind} stand-in {image}", flush=True)
-        if not dry_run:
-            BUILDERS[kind](client, image)
+            client.containers.create(image, ["true"], platform=f"linux/{arch}").remove()
+        except docker.errors.NotFound:
+            missing.append(arch)
+    return missing
+
+
+def is_stand_in(client: docker.DockerClient, image: str) -> bool:
+    """True when the engine's `image` (for this machine) is a stand-in made here."""
+    try:
+        return STAND_IN_LABEL in (client.images.get(image).labels or {})
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def push_image(client: docker.DockerClient, image: str) -> None:
+    """Push a stand-in, every platform it holds, to the registry its name starts with."""
+    repository, tag = image.rsplit(":", 1)
+    for line in client.images.push(repository, tag=tag, stream=True, decode=True):
+        if "error" in line:
+            raise StandInError(f"push {image}: {line['error']}")
+
+
+def check_push(images: list[str]) -> None:
+    """Refuse to push anywhere but a registry on this machine: a stand-in in a shared mirror
+    would pass for the real image on every machine that pulls it."""
+    for image in images:
+        first, slash, _ = image.partition("/")
+        if not slash or first.rsplit(":", 1)[0] not in LOOPBACK:
+            raise StandInError(
+                f"{image}: stand-ins are pushed only to a registry on 127.0.0.1 or localhost; "
+                "render with image_mirror=127.0.0.1:PORT/"
+            )
+
+
+def containerd_store(client: docker.DockerClient) -> bool:
+    """True when the engine keeps images in containerd, the store that holds several platforms."""
+    status = dict(pair for pair in client.info().get("DriverStatus") or [] if len(pair) == 2)
+    return "containerd" in status.get("driver-type", "")
+
+
+def ensure(
+    repo: Path, dry_run: bool = False, platforms: Sequence[str] = (), push: bool = False
+) -> list[str]:
+    """Build a stand-in for each base image of `repo` the engine lacks, for this machine's
+    platform and `platforms`; a stand-in that lacks one of them is rebuilt with all of them.
+    A real image found is left alone (the builder pulls other platforms of it itself). With
+    `push`, push every stand-in to its registry. Return the images built."""
+    client = docker.from_env()
+    arches = stand_in_arches(platforms)
+    images = base_images(repo)
+    if push:
+        check_push(images)
+    if len(arches) > 1 and not containerd_store(client):
+        raise StandInError(
+            f"a stand-in for {' and '.join(arches)} needs the containerd image store "
+            '("features": {"containerd-snapshotter": true} in /etc/docker/daemon.json)'
+        )
+    built = []
+    for image in images:
+        missing = missing_arches(client, image, arches)
+        real = not is_stand_in(client, image) and host_arch() not in missing
+        if real or not missing:
+            pulled = f" (not a stand-in: the builder pulls {', '.join(missing)})" if missing else ""
+            print(f"present  {image}{pulled}")
+        else:
+            kind = kind_of(image)
+            what = f"{kind} stand-in {image} for {', '.join(arches)}"
+            print(f"{'would build' if dry_run else 'building'} {what}", flush=True)
+            if dry_run:
+                continue
+            BUILDERS[kind](client, image, arches)
             built.append(image)
+        if push and not real and not dry_run:
+            print(f"pushing  {image}", flush=True)
+            push_image(client, image)
     return built
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("repo", type=Path, help="a repo rendered from this template")
+    parser.add_argument(
+        "--platform",
+        default="",
+        help="more platforms for the stand-ins, e.g. linux/arm64 (this machine's is always in)",
+    )
+    parser.add_argument(
+        "--push",
+        action="store_true",
+        help="push the stand-ins to the registry on 127.0.0.1 that image_mirror names",
+    )
     parser.add_argument("--dry-run", action="store_true", help="only say what would be built")
     args = parser.parse_args()
+    platforms = [name for name in args.platform.split(",") if name]
     try:
-        ensure(args.repo, args.dry_run)
+        ensure(args.repo, args.dry_run, platforms, args.push)
     except (StandInError, docker.errors.DockerException, subprocess.CalledProcessError) as error:
         print(f"offline_images: {error}", file=sys.stderr)
         return 1

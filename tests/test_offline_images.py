@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import platform
+import tarfile
+
 import pytest
 
 from scripts import offline_images
@@ -34,6 +38,68 @@ def test_kind_of(image, kind):
 def test_unknown_image_has_no_recipe():
     with pytest.raises(offline_images.StandInError, match="no stand-in recipe for redis:7"):
         offline_images.kind_of("redis:7")
+
+
+def archive_json(tar: tarfile.TarFile, name: str):
+    return json.load(tar.extractfile(name))
+
+
+def read_archive(path) -> tuple[dict, dict[str, str], list]:
+    """An OCI archive's named index, its manifest digests by arch, and manifest.json (or [])."""
+    with tarfile.open(path) as tar:
+        (named,) = archive_json(tar, "index.json")["manifests"]
+        index = archive_json(tar, offline_images.blob_path(named))
+        manifests = {m["platform"]["architecture"]: m["digest"] for m in index["manifests"]}
+        saved = archive_json(tar, "manifest.json") if "manifest.json" in tar.getnames() else []
+    return named, manifests, saved
+
+
+def test_a_second_arch_leaves_the_first_as_it_was(tmp_path):
+    """Same rootfs, same digests: a stand-in rebuilt with arm64 keeps its amd64 manifest, so
+    builds on it stay cached; docker save's manifest.json (for the classic store) only where
+    there is one arch."""
+    layers = {}
+    for arch in ("amd64", "arm64"):
+        layers[arch] = tmp_path / f"{arch}.tar"
+        with tarfile.open(layers[arch], "w") as tar:
+            tar.add(__file__, arcname=f"{arch}.txt")
+    config = {"Cmd": ["python3"], "Labels": {offline_images.STAND_IN_LABEL: "test"}}
+    one, both, image = tmp_path / "one.tar", tmp_path / "both.tar", "python:3.11-slim-bookworm"
+    offline_images.oci_archive(one, image, {"amd64": layers["amd64"]}, config)
+    offline_images.oci_archive(both, image, layers, config)
+    named, alone, saved_one = read_archive(one)
+    _, together, saved_both = read_archive(both)
+    assert named["annotations"]["io.containerd.image.name"] == f"docker.io/library/{image}"
+    assert alone == {"amd64": together["amd64"]} and sorted(together) == ["amd64", "arm64"]
+    assert saved_one[0]["RepoTags"] == [image] and saved_both == []
+
+
+def test_stand_ins_hold_this_machines_platform_and_those_asked_for():
+    host = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    assert offline_images.stand_in_arches([]) == [host]
+    assert offline_images.stand_in_arches(["linux/arm64"]) == sorted({host, "arm64"})
+    with pytest.raises(offline_images.StandInError, match="linux/amd64 and linux/arm64"):
+        offline_images.stand_in_arches(["linux/riscv64"])
+
+
+def test_uv_wheel_for_each_arch_is_the_static_musl_one():
+    names = [
+        "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "uv-0.13.9-py3-none-musllinux_1_1_x86_64.whl",
+        "uv-0.13.9-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl",
+        "uv-0.13.9-py3-none-manylinux_2_17_armv7l.manylinux2014_armv7l.musllinux_1_1_armv7l.whl",
+    ]
+    files = [{"filename": name} for name in names]
+    assert offline_images.pick_uv_wheel(files, "0.13.9", "amd64") == files[1]
+    assert offline_images.pick_uv_wheel(files, "0.13.9", "arm64") == files[2]
+    assert offline_images.pick_uv_wheel(files, "0.13.10", "arm64") is None
+
+
+def test_stand_ins_are_pushed_only_to_this_machine():
+    offline_images.check_push(["127.0.0.1:5000/python:3.11-slim-bookworm"])
+    for image in ("harbor.example.com/proxy/python:3.11", "python:3.11", "ghcr.io/astral-sh/uv:1"):
+        with pytest.raises(offline_images.StandInError, match=r"only to a registry on 127\.0"):
+            offline_images.check_push([image])
 
 
 @pytest.mark.docker
