@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -50,6 +51,8 @@ from scripts.render import HOST_CA_BUNDLE  # noqa: E402
 from scripts.sample import COMPOSE, SERVICES, Measure, Variant, build  # noqa: E402
 
 NOX = [sys.executable, "-m", "nox"]
+# A Dockerfile step that ran, as `nox -s build` prints it with BUILDKIT_PROGRESS=plain
+STEP_RAN = re.compile(r"^\[[^\]]* \d+/\d+\] (?:RUN|COPY|ADD|WORKDIR) .*  DONE$", re.MULTILINE)
 SCENARIOS = [
     ("cold-core", "builder cache empty; core alone", None, ["core"]),
     ("cold-all", "builder cache empty; every service in one build", None, SERVICES),
@@ -267,7 +270,7 @@ def second_machine(optimized: Variant, workdir: Path) -> dict[str, Any]:
                 timings[label] = time.perf_counter() - start
                 if proc.returncode:
                     raise SystemExit(f"bench: engine B's build failed:\n{proc.stderr[-3000:]}")
-                timings[f"{label}: steps run"] = proc.stdout.count("  DONE")
+                timings[f"{label}: steps run"] = len(STEP_RAN.findall(proc.stdout))
         finally:
             second_engine.stop(name)
     return timings

@@ -22,6 +22,7 @@ def free_port() -> int:
 def serve(root: Path) -> Iterator[str]:
     """A registry storing under `root` while the block runs; yields its host:port."""
     port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "registry.yml"
     config.write_text(
         "version: 0.1\n"
