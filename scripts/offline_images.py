@@ -26,6 +26,7 @@ and Debian's mirror and PyPI.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
@@ -199,6 +200,23 @@ def add_blob(tar: tarfile.TarFile, data: bytes | Path, media_type: str) -> dict:
     return descriptor
 
 
+def gzipped(layer: Path) -> Path:
+    """The layer gzip-compressed beside it (made once; no name or time in the header, so the
+    same layer gives the same bytes), as registries serve layers and tools such as syft
+    expect them in a saved image."""
+    packed = layer.with_name(layer.name + ".gz")
+    if not packed.exists():
+        partial = packed.with_suffix(".partial")
+        with (
+            layer.open("rb") as source,
+            partial.open("wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as target,
+        ):
+            shutil.copyfileobj(source, target, 1 << 20)
+        partial.rename(packed)
+    return packed
+
+
 def blob_path(descriptor: dict) -> str:
     """Where a descriptor's blob lies in an OCI archive."""
     return "blobs/sha256/" + descriptor["digest"].removeprefix("sha256:")
@@ -214,17 +232,21 @@ def full_name(image: str) -> str:
 
 def oci_archive(path: Path, image: str, layers: dict[str, Path], config: dict) -> None:
     """Write the OCI archive `docker load` reads: `image` as an index with one manifest per arch,
-    each a single uncompressed layer and the same `config`. No timestamps: the same inputs give
+    each a single gzip-compressed layer and the same `config`. No timestamps: the same inputs give
     the same digests, so a stand-in rebuilt to add an arch keeps the ones it had as they were."""
     with tarfile.open(path, "w") as tar:
         manifests, saved = [], []
         for arch, layer in layers.items():
-            layer_blob = add_blob(tar, layer, "application/vnd.oci.image.layer.v1.tar")
+            layer_blob = add_blob(
+                tar, gzipped(layer), "application/vnd.oci.image.layer.v1.tar+gzip"
+            )
+            with layer.open("rb") as content:
+                diff_id = "sha256:" + hashlib.file_digest(content, "sha256").hexdigest()
             image_config = {
                 "architecture": arch,
                 "os": "linux",
                 "config": config,
-                "rootfs": {"type": "layers", "diff_ids": [layer_blob["digest"]]},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
                 "history": [{"created_by": "scripts/offline_images.py (a stand-in)"}],
             }
             manifest = {

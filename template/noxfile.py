@@ -180,7 +180,8 @@ def compose_build(session: nox.Session, host: Host, *extra: str, push: bool = Fa
         if "no such service" in result.error:
             services(session, host, names)
         session.error(f"build of {', '.join(names) or 'every service'} failed: {result.error}")
-    print(report.build_table(result, names or sorted(images(session, host))))
+    labelled = sorted({service for step in result.steps.values() for service in step.services})
+    print(report.build_table(result, names or labelled or sorted(images(session, host))))
 
 
 def _size(docker_client, image: str) -> int | None:
@@ -370,10 +371,9 @@ def sbom(session: nox.Session) -> None:
     (ROOT / "sbom").mkdir(exist_ok=True)
     for service in services(session, host):
         require_image(session, docker_client, service, names[service])
-        out = f"spdx-json=sbom/{service}.spdx.json"
-        session.run(
-            BIN / "syft", "scan", f"docker:{names[service]}", "-o", out, "-q", external=True
-        )
+        cmd = [BIN / "syft", "scan", f"docker:{names[service]}", "-q"]
+        out = ["-o", f"spdx-json=sbom/{service}.spdx.json"]  # and no update check online:
+        session.run(*cmd, *out, external=True, env={"SYFT_CHECK_FOR_APP_UPDATE": "false"})
 
 
 def cuda_base_image(service: str) -> str:

@@ -178,7 +178,7 @@ def test_push_writes_a_registry_cache_with_every_stage(built_repo, registry, ca_
     netrc_marker = f"netrc-marker-{uuid.uuid4().hex}"
     netrc = tmp_path / "netrc"
     netrc.write_text(f"machine example.invalid login team password {netrc_marker}\n")
-    env = {"IMAGE_PREFIX": f"{registry.host}/morgan", "TAG": "ci", "NETRC_FILE": str(netrc)}
+    env = {"IMAGE_PREFIX": f"{registry.host}/pushed", "TAG": "ci", "NETRC_FILE": str(netrc)}
     # A new line of code, so the steps run and the cache is written now, with the secrets mounted.
     app = repo / "services/core/src/core/app.py"
     original = app.read_text()
@@ -188,16 +188,16 @@ def test_push_writes_a_registry_cache_with_every_stage(built_repo, registry, ca_
     finally:
         app.write_text(original)
     assert "registry cache read and written" in out.stderr
-    assert registry.get("/v2/morgan/core/tags/list")["tags"] == ["buildcache", "ci"]
-    cache = registry.manifest("morgan/core", "buildcache")
+    assert registry.get("/v2/pushed/core/tags/list")["tags"] == ["buildcache", "ci"]
+    cache = registry.manifest("pushed/core", "buildcache")
     assert cache["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
     image_layers = {
-        layer["digest"] for layer in registry.image_manifest("morgan/core", "ci")["layers"]
+        layer["digest"] for layer in registry.image_manifest("pushed/core", "ci")["layers"]
     }
     cache_layers = {layer["digest"] for layer in cache["layers"]}
     assert image_layers <= cache_layers and cache_layers - image_layers  # mode=max: more stages
-    blobs = [registry.blob("morgan/core", layer["digest"]) for layer in cache["layers"]]
-    blobs.append(registry.blob("morgan/core", cache["config"]["digest"]))
+    blobs = [registry.blob("pushed/core", layer["digest"]) for layer in cache["layers"]]
+    blobs.append(registry.blob("pushed/core", cache["config"]["digest"]))
     for blob in blobs:
         data = gzip.decompress(blob) if blob[:2] == b"\x1f\x8b" else blob
         assert ca_marker not in data and netrc_marker.encode() not in data
