@@ -35,7 +35,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -208,10 +208,10 @@ def scale(workdir: Path, sizes: tuple[int, ...]) -> list[Measure]:
         for variant in (naive, optimized):
             log(f"scale: {n} services, {variant.name}")
             sample.empty_builder_cache()
-            cold = build(variant, f"scale-{n}-cold", names)[-1]
+            cold = build(variant, f"scale-{n}-cold", names)[-1]  # the "(all)" row, or the one
             sample.edit_code(variant.repo, names[0])
             code = build(variant, f"scale-{n}-code-only", names)[-1]
-            measures += [cold, code]
+            measures += [replace(cold, service="(all)"), replace(code, service="(all)")]
     return measures
 
 
@@ -487,7 +487,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, scale 1 and 4")
+    parser.add_argument(
+        "--report", action="store_true", help="only write the report from --out's results.json"
+    )
     args = parser.parse_args()
+    saved = args.out / "results.json"
+    results = json.loads(saved.read_text()) if args.report else measure(args, saved)
+    goals = targets(results, results["code_bytes"])
+    text = report(results, goals)
+    plot([Measure(**m) for m in results["scale"]], args.out / "scale.png")
+    (args.out / "report.md").write_text(text)
+    saved.write_text(json.dumps({**results, "targets": goals}, indent=2))
+    print(text)
+    print(f"written: {args.out / 'report.md'}, results.json and scale.png")
+    missed = [goal["target"] for goal in goals if not goal["met"]]
+    if missed:
+        print("targets not met here:", "; ".join(missed))
+    return 0
+
+
+def measure(args: argparse.Namespace, saved: Path) -> dict[str, Any]:
+    """Every part, in turn; the results so far are saved after each one."""
     runs, sizes = (3, (1, 4)) if args.quick else (7, (1, 4, 8))
     work = args.out / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -495,46 +515,35 @@ def main() -> int:
     log("rendering the sample, its naive copy and the 0.2.0 release's")
     repo = sample.make_sample(work / "optimized")
     optimized = Variant("optimized", repo, "compose.yaml", "morgan")
-    naive = Variant(
-        "naive",
-        sample.make_naive(repo, work / "naive", HOST_CA_BUNDLE),
-        "compose.naive.yaml",
-        "naive",
-    )
+    naive_repo = sample.make_naive(repo, work / "naive", HOST_CA_BUNDLE)
+    naive = Variant("naive", naive_repo, "compose.naive.yaml", "naive")
     previous = previous_release(work)
     code = repo / "services/core/src"
-    code_bytes = sum(p.stat().st_size for p in code.rglob("*") if p.is_file())
     version = ["docker", "version", "--format", "{{.Server.Version}}"]
     engine = subprocess.run(version, capture_output=True, text=True, check=True).stdout.strip()
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d"),
         "engine": f"Docker Engine {engine}",
-        "scenarios": [asdict(m) for m in scenarios(optimized, naive)],
+        "code_bytes": sum(p.stat().st_size for p in code.rglob("*") if p.is_file()),
     }
+
+    def part(key: str, value: Any) -> None:
+        results[key] = value
+        saved.write_text(json.dumps(results, indent=2))
+
+    part("scenarios", [asdict(m) for m in scenarios(optimized, naive)])
     log("the session's cost")
-    results["session"] = session_cost(optimized, runs)
+    part("session", session_cost(optimized, runs))
     log("container start")
     build(previous, "previous", ["core"])
-    results["start"] = starts({v.name: v.image("core") for v in (optimized, naive, previous)}, runs)
-    results["dive"] = {
-        optimized.image(s): dive_efficiency(optimized.image(s), work) for s in ("core", "llm")
-    }
-    results["scale"] = [asdict(m) for m in scale(work, sizes)]
-    results["stores"] = [asdict(m) for m in stores(optimized, work)]
+    part("start", starts({v.name: v.image("core") for v in (optimized, naive, previous)}, runs))
+    images = [optimized.image(s) for s in ("core", "llm")]
+    part("dive", {image: dive_efficiency(image, work) for image in images})
+    part("scale", [asdict(m) for m in scale(work, sizes)])
+    part("stores", [asdict(m) for m in stores(optimized, work)])
     log("a second machine")
-    results["second_machine"] = second_machine(optimized, work)
-    goals = targets(results, code_bytes)
-    text = report(results, goals)
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot([Measure(**m) for m in results["scale"]], args.out / "scale.png")
-    (args.out / "report.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps({**results, "targets": goals}, indent=2))
-    print(text)
-    print(f"written: {args.out / 'report.md'}, results.json and scale.png")
-    missed = [goal["target"] for goal in goals if not goal["met"]]
-    if missed:
-        print("targets not met here:", "; ".join(missed))
-    return 0
+    part("second_machine", second_machine(optimized, work))
+    return results
 
 
 if __name__ == "__main__":
