@@ -41,6 +41,7 @@ BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, 
 DEV = ("compose.yaml", "compose.dev.yaml")
 WATCH = ("compose.yaml", "compose.watch.yaml")
 BUILD_FLAGS = ("--no-cache", "--pull", "--platform")
+SECRETS = ("CA_BUNDLE", "NETRC_FILE")  # the build's secret files, named in .env
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 
 
@@ -92,23 +93,41 @@ def services(session: nox.Session, host: Host, names: list[str] | None = None) -
     return names or known
 
 
-def build_args(session: nox.Session) -> tuple[list[str], list[str]]:
-    """(services, Compose build flags) from the arguments after --; --platform sets the platform."""
-    names, flags, args = [], [], list(session.posargs)
+def build_args(session: nox.Session) -> tuple[list[str], list[str], str]:
+    """(services, build flags, platform) from the arguments after --."""
+    names, flags, platform, args = [], [], "", list(session.posargs)
     while args:
         arg = args.pop(0)
         if arg == "--platform" or arg.startswith("--platform="):
             platform = arg.partition("=")[2] or (args.pop(0) if args else "")
             if not PLATFORMS.match(platform):
                 session.error(f"--platform {platform!r}: give one like linux/arm64")
-            os.environ["DOCKER_DEFAULT_PLATFORM"] = platform
         elif arg in BUILD_FLAGS:
             flags.append(arg)
         elif arg.startswith("-"):
             session.error(f"unknown option {arg}: build takes services, {', '.join(BUILD_FLAGS)}")
         else:
             names.append(arg)
-    return names, flags
+    return names, flags, platform
+
+
+def build_command(host: Host, names: list[str], flags: list[str], platform: str,
+                  files: tuple[str, ...], push: bool) -> list[str]:  # fmt: skip
+    """The one build of `names` (all when none): buildx bake on the Compose files, as CI bakes
+    them, or Compose through the engine where buildx cannot bake."""
+    if not host.buildx:
+        os.environ.update({"DOCKER_DEFAULT_PLATFORM": platform} if platform else {})
+        extra = ["--push"] if push else []
+        return host.cmd("--progress", "json", "build", *flags, *extra, *names, files=files)
+    # Bake reads files outside the repo only when allowed: the build's two secret files.
+    secrets = [f"--allow=fs.read={os.environ.get(key) or '/dev/null'}" for key in SECRETS]
+    # Local images get a quick gzip: at the default level, compressing layers for the
+    # containerd image store takes most of a cold build. Pushed images keep the default.
+    output = "--push" if push else "--set=*.output=type=docker,compression=gzip,compression-level=1"
+    platforms = [f"--set=*.platform={platform}"] if platform else []
+    definition = [arg for name in files or ("compose.yaml",) for arg in ("-f", name)]
+    progress = ["--progress", "rawjson", *secrets, output, *platforms, *flags]
+    return [host.buildx, "bake", *definition, *progress, *names]
 
 
 def check_lock(session: nox.Session) -> None:
@@ -134,9 +153,9 @@ def under_registry(prefix: str) -> bool:
     return bool(rest and re.search(r"[.:]|^localhost$", first))
 
 
-def registry_cache(session: nox.Session, host: Host, push: bool) -> tuple[str, ...]:
+def registry_cache(session: nox.Session, host: Host, write: bool) -> tuple[str, ...]:
     """A Compose file with each service's registry cache (<image>:buildcache), when the images
-    are named under a registry; push writes it too (mode=max: every stage, deps included)."""
+    are named under a registry; `write` it too (mode=max: every stage, deps included)."""
     if os.environ.get("REGISTRY_CACHE") == "off" or not under_registry(
         os.environ.get("IMAGE_PREFIX", "")
     ):
@@ -150,35 +169,35 @@ def registry_cache(session: nox.Session, host: Host, push: bool) -> tuple[str, .
         "services": {
             name: {
                 "build": {"cache_from": [f"type=registry,ref={ref}"]}
-                | ({"cache_to": [f"type=registry,ref={ref}{store}"]} if push else {})
+                | ({"cache_to": [f"type=registry,ref={ref}{store}"]} if write else {})
             }
             for name, ref in refs.items()
         }
     }
-    path = Path(session.create_tmp()) / "registry-cache.json"
+    path = Path(session.create_tmp()) / "registry-cache.yaml"  # bake reads .json as its own
     path.write_text(json.dumps(override))
     return ("compose.yaml", str(path))
 
 
-def compose_build(session: nox.Session, host: Host, *extra: str, push: bool = False) -> None:
-    """Build the services named (all when none) in one Compose run, then print the table.
+def compose_build(session: nox.Session, host: Host, push: bool = False, cache: bool = False):
+    """Build the services named (all when none) in one run, then print the table; `push` the
+    images too, and `cache`: their registry caches.
 
     The Docker SDK is not imported unless the build fails (to say why): importing it costs more
-    than the rest of this session's own work, and Compose reaches the engine by itself.
+    than the rest of this session's own work, and bake and Compose reach the engine themselves.
     """
-    names, flags = build_args(session)
+    names, flags, platform = build_args(session)
     check_lock(session)
-    files = registry_cache(session, host, push)
-    cache_note = f"; registry cache {'read and written' if push else 'read'}" if files else ""
+    files = registry_cache(session, host, cache)
+    cache_note = f"; registry cache {'read and written' if cache else 'read'}" if files else ""
     session.log(host.describe() + cache_note)
-    cmd = host.cmd("--progress", "json", "build", *flags, *extra, *names, files=files)
+    cmd = build_command(host, names, flags, platform, files, push)
     session.log(" ".join(cmd))
     show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
     result = buildkit.run(cmd, str(ROOT), names[0] if len(names) == 1 else "", show)
     if result.error:
         client(session)  # an engine that cannot be reached is said as such, with its endpoint
-        if "no such service" in result.error:
-            services(session, host, names)
+        services(session, host, names)  # and a service compose.yaml lacks, with those it has
         session.error(f"build of {', '.join(names) or 'every service'} failed: {result.error}")
     labelled = sorted({service for step in result.steps.values() for service in step.services})
     print(report.build_table(result, names or labelled or sorted(images(session, host))))
@@ -217,14 +236,14 @@ def push(session: nox.Session) -> None:
             "e.g. registry.example.com/team/project"
         )
     info = client(session).info()
-    exports = containerd_store(info) or (host.bake and builder_driver() not in {"docker", ""})
+    exports = containerd_store(info) or (host.buildx and builder_driver() not in {"docker", ""})
     if not exports:
         session.log(
             "this engine cannot export a registry cache (classic image store and the docker "
             "driver): pushing with an inline cache, which holds the final stage only"
         )
         os.environ["BUILDKIT_INLINE_CACHE"] = "1"
-    compose_build(session, host, "--push", push=exports)
+    compose_build(session, host, push=True, cache=exports)
 
 
 @nox.session

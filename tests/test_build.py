@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -12,7 +16,7 @@ import pytest
 
 from scripts import saved_image
 from scripts.local_registry import free_port
-from tests.conftest import COMPOSE, compose_build, nox, run
+from tests.conftest import BIN, COMPOSE, compose_build, nox, run
 
 pytestmark = pytest.mark.docker
 SERVICES = ["core", "llm", "tts", "stt"]
@@ -48,7 +52,9 @@ def project_env(**ports: int) -> dict[str, str]:
 def test_build_session_builds_every_service(built_repo, engine):
     _, output = built_repo
     # the build path, said once: bake with this host's buildx 0.29
-    assert re.search(r"Compose builds through buildx bake: buildx 0\.\d+\.\d+ found", output)
+    assert re.search(
+        r"builds through buildx bake on compose.yaml: buildx 0\.\d+\.\d+ found", output
+    )
     rows = table_rows(output)
     assert sorted(rows) == sorted(SERVICES)
     for name in SERVICES:
@@ -128,6 +134,57 @@ def test_dev_overlay_reloads_code_without_rebuild(built_repo, engine):
         assert engine.images.get("morgan/llm:latest").id == image_before  # nothing was rebuilt
     finally:
         app.write_text(original)
+        nox(repo, "-s", "down", env=env, check=False)
+
+
+def wait_for(check, seconds: float) -> bool:
+    """Whether `check()` came true within `seconds` (errors count as not yet)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return True
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def test_watch_syncs_code_and_rebuilds_on_a_new_lock(built_repo, engine, tmp_path):
+    """nox -s watch: saved code reaches the running container (synced, then restarted), and a
+    dependency added with uv (a new uv.lock) rebuilds the image and reaches it too."""
+    repo, _ = built_repo
+    port = free_port()
+    env = {**project_env(core=port), "TAG": "watch"}  # an image of its own: :latest stays
+    app, pyproject = repo / "services/core/src/core/app.py", repo / "services/core/pyproject.toml"
+    originals = {path: path.read_text() for path in (app, pyproject, repo / "uv.lock")}
+    log = (tmp_path / "watch.log").open("w")
+    cmd = [sys.executable, "-m", "nox", "-s", "watch", "--", "core"]
+    watch = subprocess.Popen(cmd, cwd=repo, env={**os.environ, **env}, stdout=log, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: get_json(f"{url}/health")[0] == 200, 300), log.name
+        edited = f"watched-{uuid.uuid4().hex[:8]}"
+        app.write_text(originals[app].replace('MESSAGE = "hello"', f'MESSAGE = "{edited}"'))
+        assert wait_for(lambda: get_json(f"{url}/")[1]["message"] == edited, 120)
+        added = originals[pyproject].replace('    "shared",\n', '    "shared",\n    "humanize",\n')
+        pyproject.write_text(added)
+        run([str(BIN / "uv"), "lock", "--quiet"], cwd=repo)
+
+        def has_humanize() -> bool:
+            ps = run([COMPOSE, "ps", "-q", "core"], cwd=repo, env=env).stdout.split()
+            probe = ["python", "-c", "import humanize"]
+            return engine.containers.get(ps[0]).exec_run(probe).exit_code == 0
+
+        assert wait_for(has_humanize, 300), (tmp_path / "watch.log").read_text()[-3000:]
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            watch.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+        for path, text in originals.items():
+            path.write_text(text)
         nox(repo, "-s", "down", env=env, check=False)
 
 

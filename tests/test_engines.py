@@ -83,9 +83,9 @@ def test_every_build_path_builds(built_repo, old_buildx, tmp_path, path):
     edit_code(repo, "core")
     out = run(without_buildx(cmd) if path == "no-buildx" else cmd, cwd=repo, env=env)
     said = {
-        "bake": "Compose builds through buildx bake: buildx 0.29",
-        "old-buildx": "Compose builds through the engine: buildx 0.13.1 is older than 0.17",
-        "no-buildx": "Compose builds through the engine: no buildx plugin found",
+        "bake": "builds through buildx bake on compose.yaml: buildx 0.29",
+        "old-buildx": "builds through Compose and the engine: buildx 0.13.1 is older than 0.17",
+        "no-buildx": "builds through Compose and the engine: no buildx plugin found",
     }[path]
     assert said in out.stderr
     assert ("load local bake definitions" in out.stdout) == (path == "bake")
@@ -189,7 +189,7 @@ def test_build_flags_reach_compose(mirror_repo):
     env = {"BUILDKIT_PROGRESS": "plain"}
     out = nox_env(mirror_repo, "-s", "build", "--", "llm", "--no-cache", "--pull", env=env)
     assert re.search(
-        r"docker-compose -f compose.yaml -f \S+ --progress json build --no-cache --pull llm",
+        r"docker-buildx bake -f compose.yaml -f \S+ --progress rawjson .* --no-cache --pull llm",
         out.stderr,
     )
     assert {status for _, _, status in steps(out.stdout)} == {"DONE"}

@@ -179,26 +179,29 @@ def fake_buildx(folder: Path, version: str) -> Path:
 @pytest.mark.parametrize(
     ("version", "bake", "why"),
     [
-        ("v0.29.1", True, "buildx 0.29.1 found"),
-        ("0.17.0", True, "buildx 0.17.0 found"),
-        ("0.13.1+ds1", False, "buildx 0.13.1 is older than 0.17"),
+        ("v0.29.1", True, "builds through buildx bake on compose.yaml: buildx 0.29.1 found"),
+        ("0.17.0", True, "builds through buildx bake on compose.yaml: buildx 0.17.0 found"),
+        ("0.13.1+ds1", False, "builds through Compose and the engine: buildx 0.13.1 is older"),
     ],
 )
 def test_buildx_version_picks_the_build_path(tmp_path, monkeypatch, version, bake, why):
     """The plugin in DOCKER_CONFIG/cli-plugins comes first, as the docker CLI has it."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
     monkeypatch.delenv("COMPOSE_BAKE", raising=False)
-    fake_buildx(tmp_path / "config" / "cli-plugins", version)
+    plugin = fake_buildx(tmp_path / "config" / "cli-plugins", version)
     found = host.detect(tmp_path)
-    assert found.bake is bake and why in found.describe()
-    assert os.environ["COMPOSE_BAKE"] == str(bake).lower()
+    assert found.buildx == (str(plugin) if bake else "") and why in found.describe()
+    assert os.environ["COMPOSE_BAKE"] == str(bake).lower()  # Compose, for up and watch, agrees
 
 
 def test_no_buildx_builds_through_the_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(host, "_plugin_dirs", lambda: [tmp_path / "nothing"])
     monkeypatch.delenv("COMPOSE_BAKE", raising=False)
     found = host.detect(tmp_path)
-    assert not found.bake and "no buildx plugin found" in found.describe()
+    assert not found.buildx and "no buildx plugin found" in found.describe()
+    monkeypatch.setenv("COMPOSE_BAKE", "true")
+    with pytest.raises(host.HostError, match=r"COMPOSE_BAKE=true needs docker-buildx 0\.17"):
+        host.detect(tmp_path)
 
 
 def test_compose_bake_from_the_user_wins(tmp_path, monkeypatch):
@@ -206,20 +209,20 @@ def test_compose_bake_from_the_user_wins(tmp_path, monkeypatch):
     fake_buildx(tmp_path / "config" / "cli-plugins", "0.29.1")
     monkeypatch.setenv("COMPOSE_BAKE", "false")
     found = host.detect(tmp_path)
-    assert not found.bake and "COMPOSE_BAKE=false" in found.describe()
+    assert not found.buildx and "COMPOSE_BAKE=false" in found.describe()
 
 
-def test_buildx_version_is_remembered_per_plugin_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
-    plugin = fake_buildx(tmp_path / "config" / "cli-plugins", "0.29.1")
+def test_buildx_version_is_remembered_per_plugin_file(tmp_path):
+    plugin = fake_buildx(tmp_path / "cli-plugins", "0.29.1")
     memo = tmp_path / "memo"
-    assert host.buildx_version(memo) == (0, 29, 1)
-    plugin.write_text("#!/bin/sh\nexit 1\n")  # same size? no: a changed file is run again
+    assert host.buildx_version(plugin, memo) == (0, 29, 1)
+    plugin.write_text("#!/bin/sh\nexit 1\n")  # a changed file is run again
     os.utime(plugin, ns=(1, 1))
-    assert host.buildx_version(memo) is None
-    fake_buildx(tmp_path / "config" / "cli-plugins", "0.18.0")
-    assert host.buildx_version(memo) == (0, 18, 0)
-    assert host.buildx_version(memo) == (0, 18, 0)  # now from the memo
+    assert host.buildx_version(plugin, memo) is None
+    fake_buildx(tmp_path / "cli-plugins", "0.18.0")
+    assert host.buildx_version(plugin, memo) == (0, 18, 0)
+    plugin.chmod(0o644)  # no longer runnable: the answer comes from the memo
+    assert host.buildx_version(plugin, memo) == (0, 18, 0)
 
 
 def test_pinned_compose_is_the_binary_not_the_script():

@@ -1,8 +1,8 @@
-"""One `docker compose build`, read from BuildKit's machine-readable progress (--progress json).
+"""One build, read from BuildKit's machine-readable progress: bake's rawjson, Compose's json.
 
-Each line Compose prints is a JSON object: BuildKit's vertexes (one per build step, with its
-digest, name, times, cache hit and error) and logs, or Compose's own status and errors. A step
-that several services share is one vertex, named once per service.
+Each line is a JSON object: BuildKit's vertexes (one per build step, with its digest, name,
+times, cache hit and error) and logs, or Compose's own status and errors (bake says those in
+plain text). A step that several services share is one vertex, named once per service.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
 
 
 def run(cmd: list[str], cwd: str, service: str = "", show: str = "auto") -> Build:
-    """Run a `compose --progress json build` command line, printing progress as it goes."""
-    build, start = Build(), time.perf_counter()
+    """Run a build with JSON progress (Compose's json, bake's rawjson), printing as it goes."""
+    build, start, said = Build(), time.perf_counter(), ""
     with subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
@@ -111,9 +111,10 @@ def run(cmd: list[str], cwd: str, service: str = "", show: str = "auto") -> Buil
                 record = json.loads(line)
             except ValueError:
                 print(line, end="", file=sys.stderr)  # not JSON: say it as it came
+                said = line.strip().removeprefix("ERROR: ") or said
                 continue
             read(build, record, service, show)
     build.seconds = time.perf_counter() - start
     if proc.returncode and not build.error:
-        build.error = f"docker compose build exited {proc.returncode}"
+        build.error = said or f"the build exited {proc.returncode}"
     return build

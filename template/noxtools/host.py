@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# From this buildx on, Compose hands builds to `buildx bake`; it refuses older ones.
+# From this buildx on, builds go through `buildx bake` (Compose too; it refuses older ones).
 BAKE_BUILDX = (0, 17)
 _NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REGISTRY = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*(?::\d{1,5})?/)"
@@ -136,15 +136,14 @@ def _plugin_dirs() -> list[Path]:
     return [Path(d) for d in [*extra, config / "cli-plugins", *system]]
 
 
-def buildx_version(memo: Path) -> tuple[int, ...] | None:
-    """The version of the buildx plugin the docker CLI would run, or None without one.
-
-    Remembered in `memo` for the same plugin file (path, size, mtime): running it costs 30 ms.
-    """
+def buildx_plugin() -> Path | None:
+    """The buildx plugin the docker CLI would run, or None without one."""
     name = "docker-buildx.exe" if sys.platform == "win32" else "docker-buildx"
-    plugin = next((d / name for d in _plugin_dirs() if (d / name).is_file()), None)
-    if plugin is None:
-        return None
+    return next((d / name for d in _plugin_dirs() if (d / name).is_file()), None)
+
+
+def buildx_version(plugin: Path, memo: Path) -> tuple[int, ...] | None:
+    """The plugin's version; remembered in `memo` for the same file (running it costs 30 ms)."""
     key = f"{plugin} {plugin.stat().st_size} {plugin.stat().st_mtime_ns}"
     known = memo.read_text().split("\n") if memo.is_file() else []
     if known[:1] == [key]:
@@ -163,15 +162,16 @@ def buildx_version(memo: Path) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class Host:
-    """How this host builds: the pinned Compose, through buildx bake or the engine's builder."""
+    """How this host builds: buildx bake on compose.yaml, or Compose with the engine's builder."""
 
     compose: str
-    bake: bool
+    buildx: str  # the buildx plugin that bakes, or "" when Compose builds through the engine
     why: str
 
     def describe(self) -> str:
-        """One line: which build path Compose takes, and why."""
-        return f"Compose builds through {'buildx bake' if self.bake else 'the engine'}: {self.why}"
+        """One line: which way builds go, and why."""
+        way = "buildx bake on compose.yaml" if self.buildx else "Compose and the engine"
+        return f"builds through {way}: {self.why}"
 
     def cmd(self, *args: str, files: tuple[str, ...] = ()) -> list[str]:
         """A Compose command line, with -f for each of `files`."""
@@ -179,8 +179,9 @@ class Host:
 
 
 def detect(root: Path) -> Host:
-    """The pinned Compose and the build path it takes here (COMPOSE_BAKE set to match)."""
-    buildx, need = buildx_version(root / ".nox" / "buildx-version"), ".".join(map(str, BAKE_BUILDX))
+    """The pinned Compose and the way builds go here; COMPOSE_BAKE set for Compose to match."""
+    plugin, need = buildx_plugin(), ".".join(map(str, BAKE_BUILDX))
+    buildx = buildx_version(plugin, root / ".nox" / "buildx-version") if plugin else None
     have = f"buildx {'.'.join(map(str, buildx))}" if buildx else "no buildx plugin"
     chosen = os.environ.get("COMPOSE_BAKE", "").lower()
     if chosen:
@@ -190,8 +191,10 @@ def detect(root: Path) -> Host:
     else:
         old = f"{have} is older than {need}" if buildx else f"{have} found"
         bake, why = False, f"{old}; install docker-buildx {need}+ for bake and its cache export"
-    os.environ["COMPOSE_BAKE"] = str(bake).lower()
-    return Host(compose_binary(), bake, why)
+    if bake and not buildx:
+        raise HostError(f"COMPOSE_BAKE=true needs docker-buildx {need}+, and {have} here")
+    os.environ["COMPOSE_BAKE"] = str(bake).lower()  # for Compose: up, watch and push build too
+    return Host(compose_binary(), str(plugin) if bake else "", why)
 
 
 def endpoint() -> str:
