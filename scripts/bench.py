@@ -202,7 +202,7 @@ def scale(workdir: Path, sizes: tuple[int, ...]) -> list[Measure]:
         services = [scale_service(i) for i in range(n)]
         names = [s["name"] for s in services]
         repo = sample.make_sample(workdir / f"scale-{n}", services=services, IMAGE_PREFIX=f"s{n}")
-        optimized = Variant("optimized", repo, "compose.yaml", f"s{n}", names)
+        optimized = Variant("optimized", repo, "compose.yaml", f"s{n}", names, tooling=True)
         naive_repo = sample.make_naive(repo, workdir / f"scale-{n}-naive", HOST_CA_BUNDLE)
         naive = Variant("naive", naive_repo, "compose.naive.yaml", "naive", names)
         for variant in (naive, optimized):
@@ -226,7 +226,9 @@ def stores(optimized: Variant, workdir: Path) -> list[Measure]:
         for store, docker_host in (("containerd", ""), ("classic", url)):
             repo = workdir / f"store-{store}"
             shutil.copytree(optimized.repo, repo)
-            variant = Variant(store, repo, "compose.yaml", "morgan", docker_host=docker_host)
+            variant = Variant(
+                store, repo, "compose.yaml", "morgan", docker_host=docker_host, tooling=True
+            )
             log(f"image store: {store}")
             sample.empty_builder_cache(variant.client())
             measures += build(variant, "store-cold", ["core"])
@@ -514,7 +516,7 @@ def measure(args: argparse.Namespace, saved: Path) -> dict[str, Any]:
     work.mkdir(parents=True)
     log("rendering the sample, its naive copy and the 0.2.0 release's")
     repo = sample.make_sample(work / "optimized")
-    optimized = Variant("optimized", repo, "compose.yaml", "morgan")
+    optimized = Variant("optimized", repo, "compose.yaml", "morgan", tooling=True)
     naive_repo = sample.make_naive(repo, work / "naive", HOST_CA_BUNDLE)
     naive = Variant("naive", naive_repo, "compose.naive.yaml", "naive")
     previous = previous_release(work)

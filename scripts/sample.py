@@ -92,6 +92,7 @@ class Variant:
     image_prefix: str
     services: list[str] = field(default_factory=lambda: list(SERVICES))
     docker_host: str = ""  # DOCKER_HOST of the engine it builds on; "" for the default one
+    tooling: bool = False  # built with the command its own `nox -s build` runs, not Compose's
 
     def image(self, service: str) -> str:
         return f"{self.image_prefix}/{service}:latest"
@@ -247,6 +248,8 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
     client = variant.client()
     before = engine_layers(client)
     cmd = [COMPOSE, "-f", variant.compose_file, "--progress", "json", "build", *services]
+    if variant.tooling:
+        cmd = nox_build_command(variant.repo, services, variant.env())
     one = services[0] if len(services) == 1 else ""
     logged = compose_json(cmd, variant.repo, env=variant.env(), service=one)
     failure, seconds = logged.build.error, logged.build.seconds
@@ -299,6 +302,18 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
             )
         )
     return measures
+
+
+def nox_build_command(repo: Path, services: list[str], env: dict[str, str]) -> list[str]:
+    """The build command `nox -s build -- SERVICES` runs in `repo` (bake, or Compose)."""
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        host.load_settings(repo)
+        return noxbuild.command(host.detect(repo), services, [], "", (), False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 # Edits: each applied the same way to every variant.

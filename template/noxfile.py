@@ -41,7 +41,6 @@ BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, 
 DEV = ("compose.yaml", "compose.dev.yaml")
 WATCH = ("compose.yaml", "compose.watch.yaml")
 BUILD_FLAGS = ("--no-cache", "--pull", "--platform")
-SECRETS = ("CA_BUNDLE", "NETRC_FILE")  # the build's secret files, named in .env
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 
 
@@ -111,25 +110,6 @@ def build_args(session: nox.Session) -> tuple[list[str], list[str], str]:
     return names, flags, platform
 
 
-def build_command(host: Host, names: list[str], flags: list[str], platform: str,
-                  files: tuple[str, ...], push: bool) -> list[str]:  # fmt: skip
-    """The one build of `names` (all when none): buildx bake on the Compose files, as CI bakes
-    them, or Compose through the engine where buildx cannot bake."""
-    if not host.buildx:
-        os.environ.update({"DOCKER_DEFAULT_PLATFORM": platform} if platform else {})
-        extra = ["--push"] if push else []
-        return host.cmd("--progress", "json", "build", *flags, *extra, *names, files=files)
-    # Bake reads files outside the repo only when allowed: the build's two secret files.
-    secrets = [f"--allow=fs.read={os.environ.get(key) or '/dev/null'}" for key in SECRETS]
-    # Local images get a quick gzip: at the default level, compressing layers for the
-    # containerd image store takes most of a cold build. Pushed images keep the default.
-    output = "--push" if push else "--set=*.output=type=docker,compression=gzip,compression-level=1"
-    platforms = [f"--set=*.platform={platform}"] if platform else []
-    definition = [arg for name in files or ("compose.yaml",) for arg in ("-f", name)]
-    progress = ["--progress", "rawjson", *secrets, output, *platforms, *flags]
-    return [host.buildx, "bake", *definition, *progress, *names]
-
-
 def check_lock(session: nox.Session) -> None:
     """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a change)."""
     members = [ROOT / "shared/pyproject.toml", *sorted(ROOT.glob("services/*/pyproject.toml"))]
@@ -191,7 +171,7 @@ def compose_build(session: nox.Session, host: Host, push: bool = False, cache: b
     files = registry_cache(session, host, cache)
     cache_note = f"; registry cache {'read and written' if cache else 'read'}" if files else ""
     session.log(host.describe() + cache_note)
-    cmd = build_command(host, names, flags, platform, files, push)
+    cmd = buildkit.command(host, names, flags, platform, files, push)
     session.log(" ".join(cmd))
     show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
     result = buildkit.run(cmd, str(ROOT), names[0] if len(names) == 1 else "", show)

@@ -30,7 +30,9 @@ def sample(engine, ca_bundle, tmp_path_factory) -> bench.Variant:
     repo = bench.make_sample(
         tmp_path_factory.mktemp("cache") / "sample", ca_bundle[0], IMAGE_PREFIX=PREFIX
     )
-    variant = bench.Variant("optimized", repo, "compose.yaml", PREFIX)
+    variant = bench.Variant(
+        "optimized", repo, "compose.yaml", PREFIX, tooling=True
+    )  # as nox builds
     # The builder starts empty, so each edit below is new to it: a cache left by an earlier
     # run (which ended with these very edits built) would otherwise answer for them.
     bench.empty_builder_cache()

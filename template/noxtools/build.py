@@ -8,6 +8,7 @@ plain text). A step that several services share is one vertex, named once per se
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -16,12 +17,15 @@ from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from noxtools.host import Host
+
 # "[core deps 2/3] RUN ...", or "[deps 2/3] RUN ..." when one service is built alone.
 _NAME = re.compile(
     r"^\[(?:(?P<service>\S+) )?(?P<stage>\S+) (?P<index>\d+)/\d+\] (?P<text>.*)$", re.DOTALL
 )
 # The instructions that make layers; FROM only resolves an image.
 COUNTED = ("RUN", "COPY", "ADD", "WORKDIR")
+SECRETS = ("CA_BUNDLE", "NETRC_FILE")  # the build's secret files, named in .env
 
 
 @dataclass
@@ -98,6 +102,26 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
             print(f"    {line}")
     if record.get("error"):
         build.error = record.get("message", "").strip().splitlines()[-1]
+
+
+def command(
+    host: Host, names: list[str], flags: list[str], platform: str, files: tuple, push: bool
+) -> list[str]:
+    """The one build of `names` (all when none): buildx bake on the Compose files, as CI bakes
+    them, or Compose through the engine where buildx cannot bake."""
+    if not host.buildx:
+        os.environ.update({"DOCKER_DEFAULT_PLATFORM": platform} if platform else {})
+        extra = ["--push"] if push else []
+        return host.cmd("--progress", "json", "build", *flags, *extra, *names, files=files)
+    # Bake reads files outside the repo only when allowed: the build's two secret files.
+    secrets = [f"--allow=fs.read={os.environ.get(key) or '/dev/null'}" for key in SECRETS]
+    # Local images get a quick gzip: at the default level, compressing layers for the
+    # containerd image store takes most of a cold build. Pushed images keep the default.
+    output = "--push" if push else "--set=*.output=type=docker,compression=gzip,compression-level=1"
+    platforms = [f"--set=*.platform={platform}"] if platform else []
+    definition = [arg for name in files or ("compose.yaml",) for arg in ("-f", name)]
+    progress = ["--progress", "rawjson", *secrets, output, *platforms, *flags]
+    return [host.buildx, "bake", *definition, *progress, *names]
 
 
 def run(cmd: list[str], cwd: str, service: str = "", show: str = "auto") -> Build:
