@@ -7,9 +7,9 @@ On the ML sample (scripts/sample.py), each part builds the variants it compares 
 machine in the same run, so the report's headline is ratios: absolute times drift.
 1. Scenarios, optimized vs naive: cold (core alone; all services in one build), code-only,
    shared change, dependency added, version bump.
-2. The session's cost: `nox -s build` vs the Compose command it runs, on a no-change build of
-   core and of every service; a code-only change through `nox -s build` vs the floor, the same
-   Dockerfile with every step cached built by `docker buildx build` directly.
+2. The session's cost: `nox -s build` vs the command it runs (bake, or Compose) run alone, on a
+   no-change build of core and of every service; a code-only change through `nox -s build` vs
+   the floor, the same change built by bare `docker buildx build` (every other step cached).
 3. Container start: `docker run` to the first 200 on /health, and the service's import time,
    for the optimized, the naive and the 0.2.0 release's images.
 4. Scale: 1, 4 and 8 services (CPU and GPU), cold and code-only, optimized vs naive
@@ -113,8 +113,8 @@ def scenarios(optimized: Variant, naive: Variant) -> list[Measure]:
 
 
 def session_cost(optimized: Variant, runs: int) -> dict[str, float]:
-    """Part 2: median seconds of no-change builds (nox and the Compose command it runs), the
-    floor (buildx, every step cached) and a code-only change through nox."""
+    """Part 2: median seconds of no-change builds (nox, and the command it runs, alone), and of a
+    code-only change through nox and through bare buildx (the floor), in turn."""
     repo = optimized.repo
     nox_build = [*NOX, "-s", "build", "--"]
     floor = [
@@ -123,19 +123,31 @@ def session_cost(optimized: Variant, runs: int) -> dict[str, float]:
         "--secret", f"id=ca_bundle,src={HOST_CA_BUNDLE}", "--secret", "id=netrc,src=/dev/null",
         ".",
     ]  # fmt: skip
+    env = {**os.environ, **optimized.env()}
+    core, every = (
+        sample.nox_build_command(repo, names, optimized.env()) for names in (["core"], [])
+    )
     quiet([*nox_build, "core"], repo)  # warm, and the lock check remembered
 
-    def code_only() -> None:
-        sample.edit_code(repo)
-        quiet([*nox_build, "core"], repo)
+    def code_only(cmd: list[str]) -> Callable[[], None]:
+        def change() -> None:
+            sample.edit_code(repo)
+            quiet(cmd, repo, env)
+
+        return change
 
     return {
-        "compose build core": median_seconds(lambda: quiet([COMPOSE, "build", "core"], repo), runs),
+        "nox's command, core": median_seconds(lambda: quiet(core, repo, env), runs),
         "nox -s build core": median_seconds(lambda: quiet([*nox_build, "core"], repo), runs),
-        "compose build (all)": median_seconds(lambda: quiet([COMPOSE, "build"], repo), runs),
+        "nox's command, every service": median_seconds(lambda: quiet(every, repo, env), runs),
         "nox -s build (all)": median_seconds(lambda: quiet(nox_build, repo), runs),
-        "floor: buildx, all cached": median_seconds(lambda: quiet(floor, repo), runs),
-        "code-only through nox": median_seconds(code_only, runs),
+        "plain compose build core": median_seconds(
+            lambda: quiet([COMPOSE, "build", "core"], repo), runs
+        ),
+        "plain compose build (all)": median_seconds(lambda: quiet([COMPOSE, "build"], repo), runs),
+        "buildx build core, all cached": median_seconds(lambda: quiet(floor, repo), runs),
+        "code-only, floor: buildx build core": median_seconds(code_only(floor), runs),
+        "code-only through nox": median_seconds(code_only([*nox_build, "core"]), runs),
     }
 
 
@@ -324,8 +336,8 @@ def targets(results: dict[str, Any], code_bytes: int) -> list[dict[str, Any]]:
     base_runs = sum("RUN groupadd" in r for r in opt("cold-all", "(all)").ran)
     context = opt("cold-core", "core").context_bytes
     cost, start = results["session"], results["start"]
-    overhead = cost["nox -s build core"] - cost["compose build core"]
-    floor = cost["code-only through nox"] / cost["floor: buildx, all cached"]
+    overhead = cost["nox -s build core"] - cost["nox's command, core"]
+    floor = cost["code-only through nox"] / cost["code-only, floor: buildx build core"]
     slower = start["optimized"]["start"] / start["previous"]["start"]
     dependency, cold = ratio("dependency", "tts"), ratio("cold-all", "(all)")
     rows = [

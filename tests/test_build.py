@@ -173,6 +173,8 @@ def test_watch_syncs_code_and_rebuilds_on_a_new_lock(built_repo, engine, tmp_pat
 
         def has_humanize() -> bool:
             ps = run([COMPOSE, "ps", "-q", "core"], cwd=repo, env=env).stdout.split()
+            if not ps:  # between the old container and the rebuilt one
+                return False
             probe = ["python", "-c", "import humanize"]
             return engine.containers.get(ps[0]).exec_run(probe).exit_code == 0
 
