@@ -10,8 +10,9 @@ machine in the same run, so the report's headline is ratios: absolute times drif
 2. The session's cost: `nox -s build` vs the command it runs (bake, or Compose) run alone, on a
    no-change build of core and of every service; a code-only change through `nox -s build` vs
    the floor, the same change built by bare `docker buildx build` (every other step cached).
-3. Container start: `docker run` to the first 200 on /health, and the service's import time,
-   for the optimized, the naive and the 0.2.0 release's images.
+3. Container start: `docker run` to the first 200 on /health, the service's import time and
+   that of numpy, pandas and pyarrow (what bytecode compiled in the image saves), for the
+   optimized, the naive and the 0.2.0 release's images, in turns.
 4. Scale: 1, 4 and 8 services (CPU and GPU), cold and code-only, optimized vs naive
    (scale.png).
 5. Image stores: core cold, code-only and with a dependency added, on this engine (containerd
