@@ -13,8 +13,10 @@ help: ## List the targets
 $(UV):
 	$(PYTHON) -m venv .tools && .tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Compiled once here: where PYTHONDONTWRITEBYTECODE is set, nox would recompile itself on every
+# run (a tenth of a second a session); a compile-bytecode setting would recheck on every uv run.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen && touch $@
+	$(UV) sync --frozen --compile-bytecode && touch $@
 
 demo: .venv/.synced ## Render the default answers into build/demo and build every image
 	$(NOX) -s demo

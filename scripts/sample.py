@@ -142,12 +142,6 @@ def make_naive(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
     """The baseline: the same services, built the way most repos start out."""
     shutil.copytree(optimized, dest, symlinks=True)
     (dest / ".dockerignore").unlink()
-    # compile-bytecode is the template's setting for the dev environment on the host; a naive
-    # repo's `uv sync` in a Dockerfile does not compile.
-    pyproject = dest / "pyproject.toml"
-    pyproject.write_text(
-        re.sub(r"^compile-bytecode = true\n", "", pyproject.read_text(), flags=re.M)
-    )
     (dest / "naive").mkdir()
     services = {}
     for path in sorted(optimized.glob("services/*/Dockerfile")):
