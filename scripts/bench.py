@@ -125,9 +125,8 @@ def session_cost(optimized: Variant, runs: int) -> dict[str, float]:
         ".",
     ]  # fmt: skip
     env = {**os.environ, **optimized.env()}
-    core, every = (
-        sample.nox_build_command(repo, names, optimized.env()) for names in (["core"], [])
-    )
+    core = sample.nox_build_command(repo, ["core"], optimized.env())
+    every = sample.nox_build_command(repo, [], optimized.env())
     quiet([*nox_build, "core"], repo)  # warm, and the lock check remembered
 
     def code_only(cmd: list[str]) -> Callable[[], None]:
@@ -153,12 +152,15 @@ def session_cost(optimized: Variant, runs: int) -> dict[str, float]:
 
 
 IMPORT_TIME = "import time; t = time.perf_counter(); import %s; print(time.perf_counter() - t)"
-HEAVY = {"core": "numpy, pandas, pyarrow"}  # what an ML service imports as it starts
+# core's third-party packages: what an ML service imports as it starts, and what bytecode
+# compiled into the image speeds up.
+CORE_PACKAGES = ", ".join(sample.SAMPLE_DEPENDENCIES["core"])  # their import names too
+DEPENDENCIES_IMPORT = f"import of {CORE_PACKAGES}"
 
 
-def start_seconds(image: str, service: str = "core") -> tuple[float, float, float]:
-    """(seconds from `docker run` to the first 200 on /health, the service's import time, its
-    big dependencies' import time: what compiling them to bytecode in the image saves)."""
+def start_seconds(image: str) -> dict[str, float]:
+    """Seconds from `docker run` of a core image to the first 200 on /health, and the import
+    times of core's code and of its third-party packages."""
     port = free_port()
     start = time.perf_counter()
     run = ["docker", "run", "-d", "-p", f"127.0.0.1:{port}:8000", "-e", "PORT=8000", image]
@@ -173,38 +175,30 @@ def start_seconds(image: str, service: str = "core") -> tuple[float, float, floa
                 if time.perf_counter() - start > 120:
                     raise SystemExit(f"bench: {image} never answered /health") from None
                 time.sleep(0.01)
-        started = time.perf_counter() - start
+        found = {"start": time.perf_counter() - start}
     finally:
         subprocess.run(["docker", "rm", "-f", container], capture_output=True)
-    imported = [
-        float(
-            subprocess.run(
-                ["docker", "run", "--rm", "--entrypoint", "python", image, "-c", IMPORT_TIME % m],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+    modules = {"import": "core.app", DEPENDENCIES_IMPORT: CORE_PACKAGES}
+    for key, module in modules.items():
+        probe = ["docker", "run", "--rm", "--entrypoint", "python", image, "-c"]
+        out = subprocess.run(
+            [*probe, IMPORT_TIME % module], capture_output=True, text=True, check=True
         )
-        for m in (f"{service}.app", HEAVY[service])
-    ]
-    return started, imported[0], imported[1]
+        found[key] = float(out.stdout)
+    return found
 
 
 def starts(images: dict[str, str], runs: int) -> dict[str, dict[str, float]]:
     """Part 3: median start and import seconds of each variant's core image, the variants taking
     turns (so that a slow moment of the machine falls on all of them), 2 * runs + 1 times."""
-    samples: dict[str, list[tuple[float, float, float]]] = {variant: [] for variant in images}
+    samples: dict[str, list[dict[str, float]]] = {variant: [] for variant in images}
     for _ in range(2 * runs + 1):
         for variant, image in images.items():
             samples[variant].append(start_seconds(image))
-    found = {}
-    for variant, taken in samples.items():
-        found[variant] = {
-            "start": statistics.median(s[0] for s in taken),
-            "import": statistics.median(s[1] for s in taken),
-            "import of numpy, pandas, pyarrow": statistics.median(s[2] for s in taken),
-        }
-    return found
+    return {
+        variant: {key: statistics.median(s[key] for s in taken) for key in taken[0]}
+        for variant, taken in samples.items()
+    }
 
 
 def previous_release(workdir: Path) -> Variant:
@@ -475,7 +469,7 @@ def report(results: dict[str, Any], goals: list[dict[str, Any]]) -> str:
     lines += ["## The session's cost (medians)", ""]
     lines += table(["what", "seconds"], [[k, f"{v:.2f}"] for k, v in results["session"].items()])
     lines += ["", "## Container start (core; medians)", ""]
-    heavy = "import of numpy, pandas, pyarrow"
+    heavy = DEPENDENCIES_IMPORT
     starts_rows = [
         [v, f"{s['start']:.2f}", f"{s['import']:.3f}", f"{s.get(heavy, float('nan')):.3f}"]
         for v, s in results["start"].items()
