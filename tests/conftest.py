@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from noxtools import host
+from uvdocker import host
 from scripts import local_registry
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from noxtools import build
+from uvdocker import build
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render
 from tests.conftest import run
@@ -319,7 +319,7 @@ def test_bake_print_has_one_target_per_service_with_cache_and_platforms(repos, b
 
 
 def bake_json(cmd: list[str], repo: Path, env: dict[str, str]) -> tuple[build.Build, dict, int]:
-    """Run a `buildx bake --progress rawjson` command: its steps (noxtools.build.read), every
+    """Run a `buildx bake --progress rawjson` command: its steps (uvdocker.build.read), every
     vertex's name -> error ("" when it succeeded), and its exit status."""
     proc = subprocess.run(cmd, cwd=repo, env=bake_env(env), capture_output=True, text=True)
     result, vertexes = build.Build(), {}

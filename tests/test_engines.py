@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from noxtools import host
+from uvdocker import host
 from scripts import second_engine
 from scripts.offline_images import base_images
 from scripts.offline_images import ensure as ensure_base_images

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from noxtools import build
+from uvdocker import build
 from tests.conftest import COMPOSE, compose_build, nox, run
 
 pytestmark = pytest.mark.docker

@@ -27,7 +27,7 @@ import yaml
 from copier import run_update
 from packaging.version import Version
 
-from noxtools import template_update
+from uvdocker import template_update
 from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, nox, run
 
