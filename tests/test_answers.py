@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from uvdocker import host, rules
 from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, compose_config, run
+from uvdocker import host, rules
 
 # What copier.yml allows for a service name (the validator holds the same pattern).
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:__?[a-z0-9]+)*\Z")

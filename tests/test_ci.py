@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from uvdocker import build
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render
 from tests.conftest import run
+from uvdocker import build
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent

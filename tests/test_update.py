@@ -27,9 +27,9 @@ import yaml
 from copier import run_update
 from packaging.version import Version
 
-from uvdocker import template_update
 from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, nox, run
+from uvdocker import template_update
 
 UV = str(BIN / "uv")
 RELEASE = re.compile(r"^(?P<sha>[0-9a-f]{40}) Release (?P<version>\d+\.\d+\.\d+)$")
