@@ -110,6 +110,12 @@ def report(root: Path, out: Out = print, errors: Sequence[str] = ()) -> str:
                 f"services/{folder.name}: a removed service's folder holds your files, so uv cannot"
                 " lock the workspace: move them elsewhere, delete the folder, then run uv lock"
             )
+    if (root / "noxtools").is_dir():  # see the template's migrations/v0_4_0_noxtools.py
+        out(
+            "noxtools/: the tooling before template 0.4.0, kept as you edited it, is no longer"
+            " used (the sessions come from the uvdocker package): move your changes into"
+            " noxfile.py, then delete it"
+        )
     errors = list(errors)
     if conflicts:
         errors.append(f"{len(conflicts)} file(s) with update conflicts: {', '.join(conflicts)}")
