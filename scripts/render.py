@@ -87,9 +87,12 @@ def render(
 ) -> Path:
     """Copy the template into `dest` with `answers` (defaults for the rest); return `dest`.
 
-    `template` defaults to a snapshot() of this working tree; a git repository given instead
-    (a clone with release tags) is rendered at `vcs_ref` as it is.
+    `template` defaults to a snapshot() of this working tree at HEAD, to this repository at
+    any other `vcs_ref` (a commit); a git repository given instead (a clone with release tags)
+    is rendered at `vcs_ref` as it is.
     """
+    if template is None:
+        template = snapshot() if vcs_ref == "HEAD" else TEMPLATE
     from copier import run_copy
     from plumbum import local  # copier runs its tasks in plumbum's copy of the environment
 
@@ -97,7 +100,7 @@ def render(
     path = os.pathsep.join([str(Path(sys.executable).parent), local.env.get("PATH", "")])
     with local.env(PATH=path):
         run_copy(
-            str(template or snapshot()),
+            str(template),
             str(dest),
             data=answers or {},
             defaults=True,

@@ -22,7 +22,7 @@ import yaml
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render
 from tests.conftest import run
-from uvdocker import build
+from uvdocker import build, host, registry_cache
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -321,6 +321,38 @@ def test_bake_print_has_one_target_per_service_with_cache_and_platforms(repos, b
     published = bake_print(buildx, repo, BRANCH="main", DEFAULT_BRANCH="main", CACHE_WRITE="true")
     for target in published["target"].values():
         assert refs(target["cache-to"]) == refs(target["cache-from"])  # its own, once
+
+
+@pytest.mark.parametrize("case", ["github-registry-gpu-arm64", "gitlab", "none"])
+def test_local_builds_use_the_registry_cache_refs_ci_defines(
+    repos, buildx, case, monkeypatch, tmp_path
+):
+    """One definition: `nox -s build` and `nox -s push` take their cache refs from
+    docker-bake.hcl (every repo has it, CI or not), exactly as CI's default branch reads and
+    writes them, and none of CI's platforms or provenance."""
+    prefix = "registry.example.com/team/morgan"
+    monkeypatch.setattr(os, "environ", bake_env({"IMAGE_PREFIX": prefix}))
+    local = registry_cache.refs(repos[case], str(host.buildx_plugin()), write=True)
+    ci = bake_print(
+        buildx,
+        repos[case],
+        IMAGE_PREFIX=prefix,
+        CACHE="registry",
+        BRANCH="main",
+        DEFAULT_BRANCH="main",
+        CACHE_WRITE="true",
+    )["target"]
+    assert sorted(local) == sorted(ci) == SERVICES
+    for name, target in ci.items():
+        assert local[name] == {
+            "cache_from": [registry_cache.entry(entry) for entry in target["cache-from"]],
+            "cache_to": [registry_cache.entry(entry) for entry in target["cache-to"]],
+        }
+        assert local[name]["cache_from"] == [f"type=registry,ref={prefix}/{name}:buildcache"]
+    plugin, folder = str(host.buildx_plugin()), tmp_path / "session"
+    folder.mkdir()
+    compose = Path(registry_cache.compose_file(repos[case], plugin, False, folder))
+    assert set(json.loads(compose.read_text())["services"]["core"]["build"]) == {"cache_from"}
 
 
 # --- a real bake against a local registry ----------------------------------------------------

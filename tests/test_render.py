@@ -346,3 +346,49 @@ def test_generated_tooling_is_small(case):
     assert lines.pop("noxfile.py") <= 150
     assert sum(lines.values()) <= 150, lines
     assert not (repo / "noxtools").exists()
+
+
+@pytest.mark.parametrize(
+    ("src", "url"),
+    [
+        ("gh:acme/copier-uv-docker", "https://github.com/acme/copier-uv-docker.git"),
+        ("gl:/acme/copier-uv-docker.git", "https://gitlab.com/acme/copier-uv-docker.git"),
+        ("git+https://git.example.com/t.git", "https://git.example.com/t.git"),
+        ("https://github.com/acme/copier-uv-docker", "https://github.com/acme/copier-uv-docker"),
+        ("ssh://git@git.example.com/t.git", "ssh://git@git.example.com/t.git"),
+        (
+            "git@github.com:acme/copier-uv-docker.git",
+            "ssh://git@github.com/acme/copier-uv-docker.git",
+        ),
+        ("/srv/mirror/copier-uv-docker", "file:///srv/mirror/copier-uv-docker"),
+        ("file:///srv/mirror/t", "file:///srv/mirror/t"),
+        ("../copier-uv-docker", ""),  # refused by the copy's first task
+    ],
+)
+def test_the_tooling_url_follows_the_template_address(src, url):
+    """tools_git: where uv fetches the tooling, from the address Copier copied the template
+    from (`_src_path`), expanded as Copier expands it."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    question = yaml.safe_load((TEMPLATE / "copier.yml").read_text())["tools_git"]
+    env = SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
+    rendered = env.from_string(question["default"]).render(_copier_answers={"_src_path": src})
+    assert rendered == url
+
+
+def test_a_relative_template_path_is_refused_in_one_line(tmp_path, monkeypatch, capfd):
+    """uv could not find the tooling from a relative path once the copy is done: the copy
+    stops at its first task with one line, and leaves nothing behind."""
+    from copier import run_copy
+
+    from scripts.render import snapshot
+
+    monkeypatch.chdir(snapshot().parent)
+    with pytest.raises(Exception, match="returned non-zero exit status 1"):
+        run_copy("snapshot", str(tmp_path / "repo"), defaults=True, unsafe=True, quiet=True)
+    said = [line for line in capfd.readouterr().err.splitlines() if "copier copy:" in line]
+    assert said == [
+        "copier copy: give the template as a URL or an absolute path, not a relative one: uv "
+        "fetches the tools of pyproject.toml's dev group from it"
+    ]
+    assert not (tmp_path / "repo").exists()
