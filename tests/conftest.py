@@ -70,6 +70,14 @@ def compose_config(repo: Path, *files: str) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
+def hadolint_passes(repo: Path) -> None:
+    """hadolint, with the repo's .hadolint.yaml, finds nothing in any service's Dockerfile."""
+    dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
+    config = ["--config", str(repo / ".hadolint.yaml")]
+    out = run([str(BIN / "hadolint"), *config, *dockerfiles], cwd=repo, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def compose_build(repo: Path, *args: str, env: dict[str, str] | None = None) -> Logged:
     """`docker compose build ARGS` in `repo`, read from its JSON progress."""
     names = [arg for arg in args if not arg.startswith("-")]
