@@ -1,9 +1,9 @@
 """The bodies of a generated repo's nox sessions: its noxfile.py declares each session in a few
 lines over `Repo`, and stays the place where the team adds its own.
 
-Each method takes the nox session (or anything with its posargs, log, error, run, create_tmp and
-chdir: the unit tests pass a stand-in), parses the arguments after `--` with argparse, and logs
-the real command it runs. Settings come from .env (see .env.example), checked before anything
+Each method takes the nox session (or anything with its posargs, log, error, run and create_tmp:
+the unit tests pass a stand-in), parses the arguments after `--` with argparse, and logs the
+real command it runs. Settings come from .env (see .env.example), checked before anything
 runs; every problem ends the session with one line saying what to do.
 """
 
@@ -88,12 +88,10 @@ def build_options(session: Any, name: str = "build") -> argparse.Namespace:
     return args
 
 
-def services_option(session: Any, name: str, *flags: str) -> argparse.Namespace:
-    """Services, and the store_true `flags` a session takes."""
-    parser = Options(name, ", ".join(["services", *flags]))
+def services_option(session: Any, name: str) -> argparse.Namespace:
+    """Services alone: what most sessions take."""
+    parser = Options(name, "services")
     parser.add_argument("services", nargs="*")
-    for flag in flags:
-        parser.add_argument(flag, action="store_true")
     return parser.parse(session)
 
 
