@@ -1,8 +1,8 @@
 # Thin wrappers over noxfile.py, with a pinned uv and the locked dev environment in .venv.
 PYTHON ?= python3
 UV := .tools/bin/uv
-# uv's one pin is in pyproject.toml's dev group.
-UV_VERSION := $(shell sed -n 's/^ *"uv==\(.*\)",$$/\1/p' pyproject.toml)
+# uv's one pin is in the tooling package's dependencies (tools/pyproject.toml).
+UV_VERSION := $(shell sed -n 's/^ *"uv==\(.*\)",$$/\1/p' tools/pyproject.toml)
 NOX := $(UV) run --frozen nox
 
 .PHONY: help demo bench test lint render clean
@@ -15,7 +15,7 @@ $(UV):
 
 # Compiled once here: where PYTHONDONTWRITEBYTECODE is set, nox would recompile itself on every
 # run (a tenth of a second a session); a compile-bytecode setting would recheck on every uv run.
-.venv/.synced: pyproject.toml uv.lock | $(UV)
+.venv/.synced: pyproject.toml tools/pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --compile-bytecode && touch $@
 
 demo: .venv/.synced ## Render the default answers into build/demo and build every image

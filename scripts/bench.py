@@ -41,15 +41,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "template"))
 sys.path.insert(0, str(ROOT))
 
-from noxtools.report import human_size  # noqa: E402
 from scripts import sample, second_engine  # noqa: E402
 from scripts.local_registry import free_port, serve  # noqa: E402
 from scripts.offline_images import base_images  # noqa: E402
 from scripts.render import HOST_CA_BUNDLE  # noqa: E402
 from scripts.sample import COMPOSE, SERVICES, Measure, Variant, build  # noqa: E402
+from uvdocker.report import human_size  # noqa: E402
 
 NOX = [sys.executable, "-m", "nox"]
 # A Dockerfile step that ran, as `nox -s build` prints it with BUILDKIT_PROGRESS=plain

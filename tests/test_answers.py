@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 import yaml
 
-from noxtools import host
 from scripts.render import TEMPLATE, render
-from tests.conftest import BIN, compose_config, run
+from tests.conftest import compose_config, hadolint_passes
+from uvdocker import host, rules
 
 # What copier.yml allows for a service name (the validator holds the same pattern).
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9]*(?:__?[a-z0-9]+)*\Z")
 IDENTIFIER = "lowercase Python identifier"
 PORT_RANGE = "integer from 1 to 65535"
-CHARS = "must not hold spaces, quotes, $, ; or control characters"  # noxtools/host.py's words
+CHARS = "must not hold spaces, quotes, $, ; or control characters"  # uvdocker.host's words
 APT = "must be a Debian package name"
 REGISTRY = "must be a lowercase registry host"
 MIRROR = "image_mirror must be a lowercase registry host"
@@ -192,7 +192,7 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "uv-version-injection": ({"uv_version": f"0.13.9\n{INJECT}"}, "must look like 0.13.9"),
 }
 
-# Refusals worded as noxtools/host.py words the same rule for the .env setting they become.
+# Refusals worded as uvdocker.host words the same rule for the .env setting they become.
 SAME_AS_HOST = {
     "registry-newline-compose-key": "IMAGE_PREFIX",
     "registry-compose-variable": "IMAGE_PREFIX",
@@ -497,14 +497,7 @@ def test_dockerfiles_have_only_the_default_instructions(safe, baseline):
 
 
 def test_hadolint_passes(safe):
-    repo, _ = safe
-    dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
-    out = run(
-        [str(BIN / "hadolint"), "--config", str(repo / ".hadolint.yaml"), *dockerfiles],
-        cwd=repo,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    hadolint_passes(safe[0])
 
 
 def keys(value: Any, prefix: str = "") -> set[str]:
@@ -528,12 +521,12 @@ def test_compose_config_has_only_the_default_keys(safe, baseline):
         expected = model["services"][kinds[service["gpu"]]]
         assert keys(spec) == keys(expected), service["name"]
         assert spec["image"] == f"{prefix}/{service['name']}:latest"
-        assert host.IMAGE.match(spec["image"])
+        assert not rules.problem(spec["image"], "image")
         assert [p["target"] for p in spec["ports"]] == [service["port"]]
 
 
 def test_env_example_passes_the_host_checks(safe):
-    """Every value .env.example writes or suggests is one noxtools/host.py accepts."""
+    """Every value .env.example writes or suggests is one uvdocker.host accepts."""
     repo, _ = safe
     text = (repo / ".env.example").read_text()
     # Set values whole; suggested ones (commented out) where a line holds just KEY=value.

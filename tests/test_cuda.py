@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import pytest
 
-from noxtools import cuda
+from uvdocker import cuda
 
 SMI = Path(__file__).parent / "fixtures" / "nvidia-smi"
 SHARED_SRC = Path(__file__).parents[1] / "template" / "shared" / "src"

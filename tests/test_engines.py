@@ -14,12 +14,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from noxtools import host
 from scripts import second_engine
 from scripts.offline_images import base_images
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import OFFLINE_ANSWERS, render, write_env
 from tests.conftest import run
+from uvdocker import host
 
 pytestmark = pytest.mark.docker
 # "[deps 2/2] RUN ...  CACHED": a step as the build session prints it with BUILDKIT_PROGRESS=plain

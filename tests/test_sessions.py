@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from noxtools import build
 from tests.conftest import COMPOSE, compose_build, nox, run
+from uvdocker import build
 
 pytestmark = pytest.mark.docker
 SERVICES = ["core", "llm", "stt", "tts"]

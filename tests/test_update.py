@@ -5,19 +5,21 @@ and go through an update, and the migrations in migrations/ run: the 0.2.0 move 
 
 Template versions are built in a temporary clone of this repo, since tags may not survive a push:
 each commit whose subject is exactly "Release X.Y.Z" is tagged vX.Y.Z, and the working tree's
-copier.yml, CHANGELOG.md, migrations/ and template/ (uncommitted changes included) are committed
-on top of HEAD and tagged as the minor version after the newest release (`versions.newest`,
-v0.3.0 once 0.2.0 is released): what is tested is the working tree, as the next release would
-ship it.
+copier.yml, CHANGELOG.md, migrations/, template/ and tools/ (uncommitted changes included) are
+committed on top of HEAD and tagged as the minor version after the newest release
+(`versions.newest`, v0.4.0 once 0.3.0 is released): what is tested is the working tree, as the
+next release would ship it. Repos made from it take the tooling package from that clone.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,9 @@ import yaml
 from copier import run_update
 from packaging.version import Version
 
-from noxtools import template_update
 from scripts.render import TEMPLATE, render
 from tests.conftest import BIN, nox, run
+from uvdocker import template_update
 
 UV = str(BIN / "uv")
 RELEASE = re.compile(r"^(?P<sha>[0-9a-f]{40}) Release (?P<version>\d+\.\d+\.\d+)$")
@@ -90,12 +92,13 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
     releases = release_tags(src)
     for tag, sha in releases:
         git(src, "tag", tag, sha)
-    paths = ["copier.yml", "CHANGELOG.md", "migrations", "template"]
+    paths = ["copier.yml", "CHANGELOG.md", "migrations", "template", "tools"]
     listed = run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths],
         cwd=TEMPLATE,
     ).stdout.split("\0")
-    shutil.rmtree(src / "template")
+    for path in ("template", "tools"):
+        shutil.rmtree(src / path, ignore_errors=True)
     for path in listed:
         if path and (TEMPLATE / path).is_file():  # a deleted file stays listed until staged
             (src / path).parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +235,78 @@ def test_update_gives_a_fresh_copy(versions, tmp_path, answer_set, old):
     assert differences(tree(repo), tree(fresh)) == []
 
 
+# The release whose repos hold noxtools/, which 0.4.0 made the uvdocker package.
+NOXTOOLS = "v0.3.0"
+KEPT = "noxtools/ stays: you edited it, and from template 0.4.0"
+
+
+@pytest.mark.skipif(NOXTOOLS not in RELEASES, reason=f"no {NOXTOOLS} release commit in this clone")
+def test_update_removes_the_unedited_noxtools(versions, tmp_path):
+    """From 0.3.0 by its own template_update session, with the team's edits elsewhere: the old
+    tooling folder goes (listed as removed), the team's edits stay, and the repo is a fresh copy
+    with the same edits."""
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU, NOXTOOLS)
+    assert (repo / "noxtools/build.py").is_file()
+    team_edits(repo, "api")
+    commit_all(repo, "Team edits")
+    out = nox(repo, "-s", "template_update")  # 0.3.0's own session runs
+    assert "Updated without conflicts" in out.stdout
+    removed = out.stdout.split("Removed by the update")[1].split("\n\n")[0]
+    assert "  noxtools/build.py\n" in removed and "  noxtools/host.py\n" in removed
+    assert not (repo / "noxtools").exists() and KEPT not in out.stderr
+    assert_team_edits(repo, "api")
+    no_conflicts(repo)
+    expected = copy(versions, tmp_path / "expected", SINGLE_CPU)
+    team_edits(expected, "api")
+    assert differences(tree(repo), tree(expected)) == []
+
+
+@pytest.mark.skipif(NOXTOOLS not in RELEASES, reason=f"no {NOXTOOLS} release commit in this clone")
+def test_update_keeps_an_edited_noxtools_and_says_so(versions, tmp_path):
+    """The team changed noxtools/build.py and added a module there: the folder stays whole,
+    template_update says so in one line (and lists it on every later run), nothing conflicts,
+    and everything else is what a fresh copy with the same edits holds."""
+    repo = copy(versions, tmp_path / "team", SINGLE_CPU, NOXTOOLS)
+    team_edits(repo, "api")
+    edit(repo / "noxtools/build.py", "COUNTED = (", "COUNTED = (  # the team's note\n    ")
+    (repo / "noxtools/ours.py").write_text(TEAM_CODE)
+    ours = {path: text for path, text in tree(repo).items() if path.startswith("noxtools/")}
+    commit_all(repo, "Team edits, the tooling too")
+    out = nox(repo, "-s", "template_update")  # 0.3.0's own session runs
+    assert "Updated without conflicts" in out.stdout and "Removed by the update" not in out.stdout
+    (said,) = [line for line in out.stderr.splitlines() if line.startswith(KEPT)]
+    assert said.endswith("then delete noxtools/")
+    assert {path: text for path, text in tree(repo).items() if path.startswith("noxtools/")} == ours
+    assert_team_edits(repo, "api")
+    no_conflicts(repo)
+    lines: list[str] = []
+    assert template_update.report(repo, lines.append) == ""  # a note, not a failure
+    assert any(line.startswith("noxtools/: the tooling before template 0.4.0") for line in lines)
+    expected = copy(versions, tmp_path / "expected", SINGLE_CPU)
+    team_edits(expected, "api")
+    assert differences(tree(repo), {**tree(expected), **ours}) == []
+
+
+def test_the_noxtools_migration_knows_the_released_files():
+    """Its table is 0.3.0's noxtools/, file for file."""
+    sha = dict(release_tags(TEMPLATE)).get(NOXTOOLS)
+    if not sha:
+        pytest.skip(f"no {NOXTOOLS} release commit in this clone")
+    listed = run(["git", "ls-tree", "--name-only", sha, "template/noxtools/"], cwd=TEMPLATE)
+    released = {
+        Path(path).name: hashlib.sha256(
+            run(["git", "show", f"{sha}:{path}"], cwd=TEMPLATE).stdout.encode()
+        ).hexdigest()
+        for path in listed.stdout.split()
+    }
+    script = (MIGRATIONS / "v0_4_0_noxtools.py").read_text()
+    table = dict(re.findall(r'^    "([\w.]+)": "([0-9a-f]{64})",$', script, re.MULTILINE))
+    assert table == released
+
+
 def test_same_lines_conflict_is_found(versions, tmp_path):
-    """The team and 0.2.0 both changed the dive session's config line: a conflict, not a pick."""
+    """The team changed the dive session's config line, which 0.2.0 changed too (and 0.4.0 made one
+    line over uvdocker): a conflict, not a pick."""
     repo = copy(versions, tmp_path / "team", SINGLE_CPU, BEFORE_MOVE)
     edit(repo / "noxfile.py", 'str(ROOT / ".dive-ci")', 'str(ROOT / "ci" / "dive.yaml")')
     edit(repo / "services/api/src/api/app.py", 'MESSAGE = "hello"', 'MESSAGE = "ours"')
@@ -241,7 +314,7 @@ def test_same_lines_conflict_is_found(versions, tmp_path):
     update(repo)  # 0.1.0 repos have no template_update session yet: plain copier update
     noxfile = (repo / "noxfile.py").read_text()
     assert "<<<<<<< before updating" in noxfile
-    assert 'ROOT / "ci" / "dive.yaml"' in noxfile and ".config/dive-ci.yaml" in noxfile
+    assert 'ROOT / "ci" / "dive.yaml"' in noxfile and "repo.dive(session)" in noxfile
     assert 'MESSAGE = "ours"' in (repo / "services/api/src/api/app.py").read_text()
     lines: list[str] = []
     assert (
@@ -332,7 +405,7 @@ def test_a_stored_answer_the_new_version_refuses_stops_the_update(versions, tmp_
     silently put the default services in its place; the update stops instead, in one line,
     with nothing changed, and goes through once a new value is given."""
     answers = {"python_version": "3.11", "services": [{"name": "json", "port": 9000, **CPU}]}
-    repo = copy(versions, tmp_path / "team", answers, versions.releases[-1])
+    repo = copy(versions, tmp_path / "team", answers, "v0.2.0")  # 0.3.0 refuses it already
     out = nox(repo, "-s", "template_update", check=False)  # 0.2.0's own session runs
     assert out.returncode != 0
     said = (out.stdout + out.stderr).splitlines()
@@ -513,8 +586,10 @@ def test_excluded_files_never_reach_a_repo(tmp_path):
     """_exclude: caches and merge leftovers in template/ are not copied."""
     src = tmp_path / "template"  # a plain folder (no git): copier copies it as it is
     shutil.copytree(TEMPLATE / "template", src / "template")
+    shutil.copytree(TEMPLATE / "tools/src", src / "tools/src")  # the validators' rules.yml
     shutil.copy2(TEMPLATE / "copier.yml", src / "copier.yml")
     junk = ["__pycache__/x.cpython-311.pyc", ".ruff_cache/CACHEDIR.TAG", "Makefile.rej", "~x"]
+    junk += ["noxtools/build.py"]  # the tooling before 0.4.0: never copied
     for path in junk:
         (src / "template" / path).parent.mkdir(parents=True, exist_ok=True)
         (src / "template" / path).write_text("junk\n")
@@ -522,6 +597,11 @@ def test_excluded_files_never_reach_a_repo(tmp_path):
     render(dest, SINGLE_CPU, vcs_ref=None, template=src, skip_tasks=True)
     assert (dest / "noxfile.py").is_file()
     assert not [path for path in junk if (dest / path).exists()]
+    # Not a git repository: the tooling comes from the folder's own tools/.
+    pyproject = tomllib.loads((dest / "pyproject.toml").read_text())
+    assert pyproject["tool"]["uv"]["sources"] == {
+        "copier-uv-docker-tools": {"path": str(src / "tools")}
+    }
 
 
 # The helper module and the migration scripts on their own.
@@ -638,3 +718,46 @@ def test_relock_migration_warns_but_never_fails(tmp_path):
     out = migrate("relock.py", tmp_path, path=str(tmp_path / "no-uv-here"))
     assert out.stderr.startswith("warning: uv.lock not relocked (cannot run uv: ")
     assert len(out.stderr.splitlines()) == 1
+
+
+def test_noxtools_migration_removes_only_an_unedited_folder(tmp_path):
+    """0.3.0's files exactly (bytecode caches aside): gone, from the index too; anything else
+    (an edit, a file added): kept, with one line saying what to do."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "--quiet"], cwd=repo)
+    sha = dict(release_tags(TEMPLATE)).get(NOXTOOLS)
+    if not sha:
+        pytest.skip(f"no {NOXTOOLS} release commit in this clone")
+    listed = run(["git", "ls-tree", "--name-only", sha, "template/noxtools/"], cwd=TEMPLATE)
+    (repo / "noxtools").mkdir()
+    for path in listed.stdout.split():
+        shown = run(["git", "show", f"{sha}:{path}"], cwd=TEMPLATE).stdout
+        (repo / "noxtools" / Path(path).name).write_text(shown)
+    commit_all(repo, "0.3.0's tooling")
+    (repo / "noxtools/build.py").write_text("# edited\n")
+    out = migrate("v0_4_0_noxtools.py", repo)
+    assert out.stderr.startswith(KEPT) and len(out.stderr.splitlines()) == 1
+    assert (repo / "noxtools/build.py").read_text() == "# edited\n"
+    git(repo, "checkout", "--quiet", "--", "noxtools")
+    (repo / "noxtools/__pycache__").mkdir()
+    (repo / "noxtools/__pycache__/build.cpython-311.pyc").write_bytes(b"\0")
+    out = migrate("v0_4_0_noxtools.py", repo)
+    assert out.stderr == "" and not (repo / "noxtools").exists()
+    assert git(repo, "ls-files", "noxtools") == ""
+    assert migrate("v0_4_0_noxtools.py", repo).stderr == ""  # no folder: nothing to do
+
+
+def test_the_tooling_package_has_the_template_version_to_come():
+    """tools/pyproject.toml's version is the one this tree will be released as: the minor version
+    after the last release while CHANGELOG.md opens with `## Unreleased` (what
+    `versions.newest` tags), and at a release commit that release's own."""
+    version = tomllib.loads((TEMPLATE / "tools/pyproject.toml").read_text())["project"]["version"]
+    text = (TEMPLATE / "CHANGELOG.md").read_text()
+    headings = re.findall(r"^## (\S+)", text, re.MULTILINE)
+    if headings[0] != "Unreleased":
+        assert version == headings[0], "a release commit: tools/ must carry its version"
+        return
+    last = Version(RELEASES[-1][1:]) if RELEASES else Version("0.0.0")
+    assert Version(headings[1]) == last  # the newest entry is the last release's
+    assert version == f"{last.major}.{last.minor + 1}.0", "set it in tools/pyproject.toml"

@@ -14,16 +14,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from uvdocker.rules import problem
 
 # From this buildx on, builds go through `buildx bake` (Compose too; it refuses older ones).
 BAKE_BUILDX = (0, 17)
-_NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REGISTRY = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*(?::\d{1,5})?/)"
-REPOSITORY = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*$")
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-IMAGE = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*(?::{_TAG})?(?:@sha256:[0-9a-f]{{64}})?$")
-TAG = re.compile(rf"^{_TAG}$")
 # Settings that reach Dockerfiles (as build args), compose.yaml and root shells: each one is
 # checked against what it may hold, wherever it comes from (.env or the shell).
 _CHOICES = {
@@ -35,42 +30,29 @@ _CHOICES = {
     "DOCKER_BUILDKIT": ("", "1", "true"),  # these Dockerfiles need BuildKit
     "REGISTRY_CACHE": ("", "on", "off"),
 }
-CHECKED = (
-    *_CHOICES,
-    *("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE", "IMAGE_PREFIX", "TAG", "BIND_HOST"),
-    *("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR", "CA_BUNDLE", "NETRC_FILE"),
-    *("PRUNE_KEEP_STORAGE", "PRUNE_UNTIL"),
-)
+# The rules of rules.yml (the copier.yml validators' too) a setting obeys when it is set;
+# IMAGE_PREFIX and TAG always.
+_RULES = {
+    **dict.fromkeys(("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE"), "image"),
+    **dict.fromkeys(("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR"), "url"),
+    "PRUNE_KEEP_STORAGE": "size",
+    "PRUNE_UNTIL": "duration",
+}
+_ALWAYS = {"IMAGE_PREFIX": "repository", "TAG": "tag"}
+CHECKED = (*_CHOICES, *_RULES, *_ALWAYS, "BIND_HOST", "CA_BUNDLE", "NETRC_FILE")
 
 
 class HostError(RuntimeError):
     """The host cannot do what was asked; the message says why and what to do."""
 
 
-def _url_problem(value: str) -> str:
-    url = urlsplit(value)
-    loopback = url.hostname in {"localhost", "127.0.0.1", "::1"}
-    if url.scheme != "https" and not (url.scheme == "http" and loopback):
-        return "must be an https:// URL (http:// only on localhost)"
-    if url.username or url.password or url.query or url.fragment or not url.hostname:
-        return "must hold no credentials, query or fragment: credentials go in NETRC_FILE"
-    return ""
-
-
 def _problem(key: str, value: str) -> str:
     """Why a setting's value is refused, or ""."""
-    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'`$\\;" for ch in value):
-        return "must not hold spaces, quotes, $, ; or control characters"
-    if key in _CHOICES and value.lower() not in _CHOICES[key]:
-        return "must be one of " + ", ".join(c for c in _CHOICES[key] if c)
-    if key in {"UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR"} and value:
-        return _url_problem(value)
-    if key.endswith("_IMAGE") and value and not IMAGE.match(value):
-        return "must be an image reference such as registry.example.com/python:3.12-slim"
-    if key == "IMAGE_PREFIX" and not REPOSITORY.match(value):
-        return "must be a lowercase image name such as registry.example.com/team/morgan"
-    if key == "TAG" and not TAG.match(value):
-        return "must be a tag: letters, digits, _ . - (at most 128)"
+    why = problem(value, "chars")
+    if why or (key in _CHOICES and value.lower() not in _CHOICES[key]):
+        return why or "must be one of " + ", ".join(c for c in _CHOICES[key] if c)
+    if key in _ALWAYS or (key in _RULES and value):
+        return problem(value, _ALWAYS.get(key) or _RULES[key])
     if key.endswith("_PORT") and not (value.isdigit() and 0 < int(value) < 65536):
         return "must be a port number from 1 to 65535"
     if key == "BIND_HOST":
@@ -78,10 +60,6 @@ def _problem(key: str, value: str) -> str:
             ipaddress.ip_address(value)
         except ValueError:
             return "must be an IP address, such as 127.0.0.1 (or 0.0.0.0 for every interface)"
-    if key == "PRUNE_KEEP_STORAGE" and not re.fullmatch(r"\d+[kmg]?b?", value, re.IGNORECASE):
-        return "must be a size such as 5GB, 500MB or 0"
-    if key == "PRUNE_UNTIL" and not re.fullmatch(r"(\d+[smh])+", value):
-        return "must be a duration such as 72h, 30m or 1h30m"
     if key in {"CA_BUNDLE", "NETRC_FILE"} and value and not Path(value).is_file():
         return "is not a file: fix the path or leave it empty"
     return ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from noxtools.build import Build
+from uvdocker.build import Build
 
 # RUN steps record their build args first: "RUN |2 A=1 B= /bin/sh -c ..."; others "#(nop) ENV ..."
 _SHELL = re.compile(r"^(?:RUN )?(?:\|\d+ (?:\S+=\S* )*)?/bin/sh -c (?P<nop>#\(nop\) *)?")

@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from noxtools.report import human_size, table
+from uvdocker.report import human_size, table
 
 # The record types a default prune removes: layers and uploaded build contexts.
 DEFAULT_PRUNE_TYPES = ("regular", "source.local")

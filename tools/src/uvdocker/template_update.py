@@ -41,11 +41,16 @@ def changelog(src: str, current: str, latest: str, root: Path) -> dict[Version, 
     return found
 
 
-def check(root: Path, out: Out = print, err: Out = _STDERR) -> int:
+def _quiet(line: str) -> None:
+    """Where the commands run are logged when no session logs them."""
+
+
+def check(root: Path, out: Out = print, err: Out = _STDERR, *, log: Out = _quiet) -> int:
     """Say whether a newer template version exists: 0 current, 1 behind, 2 cannot tell."""
     path = root / ANSWERS
     answers = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
     cmd = [sys.executable, "-m", "copier", "check-update", "--output-format", "json"]
+    log(" ".join(cmd))
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     try:  # {"update_available": bool, "current_version": "0.2.0", "latest_version": "0.3.0"}
         state = json.loads(proc.stdout.strip().rpartition("\n")[2])
@@ -105,6 +110,12 @@ def report(root: Path, out: Out = print, errors: Sequence[str] = ()) -> str:
                 f"services/{folder.name}: a removed service's folder holds your files, so uv cannot"
                 " lock the workspace: move them elsewhere, delete the folder, then run uv lock"
             )
+    if (root / "noxtools").is_dir():  # see the template's migrations/v0_4_0_noxtools.py
+        out(
+            "noxtools/: the tooling before template 0.4.0, kept as you edited it, is no longer"
+            " used (the sessions come from the uvdocker package): move your changes into"
+            " noxfile.py, then delete it"
+        )
     errors = list(errors)
     if conflicts:
         errors.append(f"{len(conflicts)} file(s) with update conflicts: {', '.join(conflicts)}")
@@ -119,11 +130,20 @@ def report(root: Path, out: Out = print, errors: Sequence[str] = ()) -> str:
     return "; ".join(errors)
 
 
-def update(root: Path, args: Sequence[str], out: Out = print, python: str = sys.executable) -> str:
+def update(
+    root: Path,
+    args: Sequence[str],
+    out: Out = print,
+    python: str = sys.executable,
+    *,
+    log: Out = _quiet,
+) -> str:
     """Run copier update, then report() what it left, even if it failed after writing."""
     answers = root / ANSWERS
     before = answers.read_bytes() if answers.is_file() else b""
-    proc = subprocess.run(update_command(python, args), cwd=root, stderr=subprocess.PIPE, text=True)
+    cmd = update_command(python, args)
+    log(" ".join(cmd))
+    proc = subprocess.run(cmd, cwd=root, stderr=subprocess.PIPE, text=True)
     refused = re.search(r"Validation error for question .*", proc.stderr)
     if proc.stderr.strip() and not refused:  # a refused answer is said in one line, below
         _STDERR(proc.stderr.rstrip())

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from noxtools.report import table
+from uvdocker.report import table
 
 # CUDA_CHECK_NO_GPU in .env: the exit status of a check on a host without an NVIDIA GPU.
 NO_GPU_POLICIES = {"status": 3, "pass": 0, "fail": 1}

@@ -17,7 +17,7 @@ from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from noxtools.host import Host
+from uvdocker.host import Host
 
 # "[core deps 2/3] RUN ...", or "[deps 2/3] RUN ..." when one service is built alone.
 _NAME = re.compile(

@@ -1,0 +1,423 @@
+"""The bodies of a generated repo's nox sessions: its noxfile.py declares each session in a few
+lines over `Repo`, and stays the place where the team adds its own.
+
+Each method takes the nox session (or anything with its posargs, log, error, run and create_tmp:
+the unit tests pass a stand-in), parses the arguments after `--` with argparse, and logs the
+real command it runs. Settings come from .env (see .env.example), checked before anything
+runs; every problem ends the session with one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from nox.command import CommandFailed
+
+from uvdocker import build as buildkit
+from uvdocker import cache, cuda, registry_cache, report
+from uvdocker.host import (
+    Host,
+    HostError,
+    builder_driver,
+    buildx_plugin,
+    containerd_store,
+    detect,
+    engine,
+    load_settings,
+)
+
+BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, dive, syft
+DEV = ("compose.yaml", "compose.dev.yaml")
+WATCH = ("compose.yaml", "compose.watch.yaml")
+PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
+for _logger in ("urllib3", "docker"):  # the Docker SDK's chatter
+    logging.getLogger(_logger).setLevel(logging.WARNING)
+
+
+class _Refused(Exception):
+    """An argument argparse refuses; the message says which."""
+
+
+class Options(argparse.ArgumentParser):
+    """A session's options: errors are one line through session.error, never a usage dump."""
+
+    def __init__(self, session_name: str, takes: str) -> None:
+        super().__init__(prog=f"nox -s {session_name} --", add_help=False, allow_abbrev=False)
+        self.session_name, self.takes = session_name, takes
+
+    def error(self, message: str):  # argparse's hook, called instead of exiting
+        raise _Refused(message)
+
+    def parse(self, session: Any) -> argparse.Namespace:
+        """The posargs as options; unknown ones end the session, naming what it takes.
+
+        parse_known_intermixed_args, so services and options may come in any order
+        (`-- core --no-cache tts`), as they always could.
+        """
+        try:
+            args, unknown = self.parse_known_intermixed_args(session.posargs)
+        except _Refused as refused:
+            session.error(f"{self.session_name}: {refused}")
+        if unknown:
+            what = "option" if unknown[0].startswith("-") else "argument"
+            session.error(f"unknown {what} {unknown[0]}: {self.session_name} takes {self.takes}")
+        return args
+
+
+def build_options(session: Any, name: str = "build") -> argparse.Namespace:
+    """Services, --no-cache, --pull, --platform PLATFORM; `flags` holds the first two."""
+    parser = Options(name, "services, --no-cache, --pull, --platform")
+    parser.add_argument("services", nargs="*")
+    parser.add_argument("--no-cache", action="append_const", const="--no-cache", dest="flags")
+    parser.add_argument("--pull", action="append_const", const="--pull", dest="flags")
+    parser.add_argument("--platform", default="")
+    args = parser.parse(session)
+    if args.platform and not PLATFORMS.match(args.platform):
+        session.error(f"--platform {args.platform!r}: give one like linux/arm64")
+    args.flags = args.flags or []
+    return args
+
+
+def services_option(session: Any, name: str) -> argparse.Namespace:
+    """Services alone: what most sessions take."""
+    parser = Options(name, "services")
+    parser.add_argument("services", nargs="*")
+    return parser.parse(session)
+
+
+class Repo:
+    """A generated repo, at `root` (where its noxfile.py is)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- what every session needs ------------------------------------------------------------
+
+    def setup(self, session: Any) -> Host:
+        """Settings from .env, and how this host builds; or one line saying what is wrong."""
+        try:
+            load_settings(self.root)
+            return detect(self.root)
+        except HostError as error:
+            session.error(str(error))
+
+    def client(self, session: Any):
+        """The Docker SDK client of the engine the docker CLI would use, or a one-line error."""
+        try:
+            return engine()
+        except HostError as error:
+            session.error(str(error))
+
+    @functools.cache  # noqa: B019 - one Repo per noxfile, for the whole run
+    def config(self, compose: str) -> dict:
+        """`docker compose config`, parsed once; a HostError with Compose's reason if it fails."""
+        cmd = [compose, "config", "--format", "json"]
+        out = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, check=False)
+        if out.returncode:
+            reason = (out.stderr.strip() or f"exit {out.returncode}").splitlines()[-1]
+            raise HostError(f"docker compose config failed: {reason}")
+        return json.loads(out.stdout)
+
+    def images(self, session: Any, host: Host) -> dict[str, str]:
+        """Service -> image name, as compose.yaml and .env name them."""
+        try:
+            return {name: s["image"] for name, s in self.config(host.compose)["services"].items()}
+        except HostError as error:
+            session.error(str(error))
+
+    def services(self, session: Any, host: Host, names: list[str]) -> list[str]:
+        """The services named (all when none), or a one-line error naming the unknown ones."""
+        known = sorted(self.images(session, host))
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            session.error(
+                f"unknown service {', '.join(unknown)}: known services are {', '.join(known)}"
+            )
+        return names or known
+
+    def check_lock(self, session: Any) -> None:
+        """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a
+        change)."""
+        members = [self.root / "shared/pyproject.toml"]
+        members += sorted(self.root.glob("services/*/pyproject.toml"))
+        files = [self.root / "uv.lock", self.root / "pyproject.toml", *members]
+        digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file()))
+        memo = self.root / ".nox" / "uv-lock-checked"
+        if memo.is_file() and memo.read_text() == digest.hexdigest():
+            return
+        cmd = [str(BIN / "uv"), "lock", "--check", "--offline", "--quiet"]
+        out = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, check=False)
+        if out.returncode:
+            reason = (out.stderr.strip().splitlines() or ["uv failed"])[0].removeprefix("error: ")
+            session.error(
+                f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock"
+            )
+        memo.parent.mkdir(exist_ok=True)
+        memo.write_text(digest.hexdigest())
+
+    def require_image(self, session: Any, client: Any, service: str, image: str) -> None:
+        """Stop with a clear message when a service's image has not been built yet."""
+        import docker
+
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            session.error(
+                f"no image {image} for {service}: build it first with nox -s build -- {service}"
+            )
+
+    # --- building ----------------------------------------------------------------------------
+
+    def registry_cache(self, session: Any, host: Host, write: bool) -> tuple[str, ...]:
+        """compose.yaml and a Compose file with each service's registry cache, as
+        docker-bake.hcl defines it, when the images are named under a registry; else ()."""
+        if not registry_cache.wanted():
+            return ()
+        plugin = host.buildx or str(buildx_plugin() or "")
+        if not plugin:
+            session.log(
+                "registry cache not used: docker-bake.hcl defines it, and no buildx reads it"
+            )
+            return ()
+        try:
+            folder = Path(session.create_tmp())
+            return ("compose.yaml", registry_cache.compose_file(self.root, plugin, write, folder))
+        except HostError as error:
+            session.error(str(error))
+
+    def build(self, session: Any) -> None:
+        """Build every image, or those named, in one run: -- core --no-cache --pull --platform."""
+        self._build(session, self.setup(session))
+
+    def _build(self, session: Any, host: Host, push: bool = False, cache_to: bool = False):
+        """Build the services named (all when none) in one run, then print the table; `push`
+        the images too, and with `cache_to` their registry caches.
+
+        The Docker SDK is not imported unless the build fails (to say why): importing it costs
+        more than the rest of this session's own work, and bake and Compose reach the engine
+        themselves.
+        """
+        args = build_options(session, "push" if push else "build")
+        names, flags = args.services, args.flags
+        self.check_lock(session)
+        files = self.registry_cache(session, host, cache_to)
+        note = f"; registry cache {'read and written' if cache_to else 'read'}" if files else ""
+        session.log(host.describe() + note)
+        cmd = buildkit.command(host, names, flags, args.platform, files, push)
+        session.log(" ".join(cmd))
+        show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
+        result = buildkit.run(cmd, str(self.root), names[0] if len(names) == 1 else "", show)
+        if result.error:
+            self.client(session)  # an engine that cannot be reached is said as such
+            self.services(session, host, names)  # and a service compose.yaml lacks
+            what = ", ".join(names) or "every service"
+            session.error(f"build of {what} failed: {result.error}")
+        labelled = sorted({service for step in result.steps.values() for service in step.services})
+        print(report.build_table(result, names or labelled or sorted(self.images(session, host))))
+
+    def push(self, session: Any) -> None:
+        """Build and push each image (or those named) to IMAGE_PREFIX, with its registry cache."""
+        host = self.setup(session)
+        prefix = os.environ.get("IMAGE_PREFIX", "")
+        if not registry_cache.under_registry(prefix):
+            session.error(
+                f"IMAGE_PREFIX={prefix or '(unset)'} names no registry: set it in .env, "
+                "e.g. registry.example.com/team/project"
+            )
+        info = self.client(session).info()
+        exports = containerd_store(info) or (host.buildx and builder_driver() not in {"docker", ""})
+        if not exports:
+            session.log(
+                "this engine cannot export a registry cache (classic image store and the docker "
+                "driver): pushing with an inline cache, which holds the final stage only"
+            )
+            os.environ["BUILDKIT_INLINE_CACHE"] = "1"
+        self._build(session, host, push=True, cache_to=bool(exports))
+
+    # --- running -----------------------------------------------------------------------------
+
+    def up(self, session: Any, files: tuple[str, ...] = (), name: str = "up") -> None:
+        """Start the services (all, or those named) in the background and wait until healthy;
+        `files`: the Compose files (Compose's own default when none)."""
+        host = self.setup(session)
+        names = self.services(session, host, services_option(session, name).services)
+        session.run(*host.cmd("up", "-d", "--wait", *names, files=files), external=True)
+
+    def dev(self, session: Any) -> None:
+        """up with the dev overlay: code bind-mounted, servers reload on save."""
+        self.up(session, DEV, "dev")
+
+    def watch(self, session: Any) -> None:
+        """Compose watch: code synced on save, rebuilt when uv.lock changes."""
+        host = self.setup(session)
+        names = self.services(session, host, services_option(session, "watch").services)
+        self.check_lock(session)
+        session.run(*host.cmd("watch", *names, files=WATCH), external=True)
+
+    def down(self, session: Any) -> None:
+        """Stop and remove the services' containers (volumes and images stay)."""
+        host = self.setup(session)
+        Options("down", "no arguments: it stops every service").parse(session)
+        files = ("compose.yaml", "compose.dev.yaml", "compose.watch.yaml")
+        session.run(*host.cmd("down", "--remove-orphans", files=files), external=True)
+
+    # --- checking ----------------------------------------------------------------------------
+
+    def lint(self, session: Any) -> None:
+        """hadolint on every Dockerfile, with the repo's .hadolint.yaml."""
+        Options("lint", "no arguments").parse(session)
+        found = sorted(
+            str(p.relative_to(self.root)) for p in self.root.glob("services/*/Dockerfile")
+        )
+        session.run(BIN / "hadolint", "--config", ".hadolint.yaml", *found, external=True)
+
+    def dive(self, session: Any) -> None:
+        """dive in CI mode on each image (or those named); --interactive to browse,
+        --image=REF for any image."""
+        host, client = self.setup(session), self.client(session)
+        parser = Options("dive", "services, --interactive, --image=REF")
+        parser.add_argument("services", nargs="*")
+        parser.add_argument("--interactive", action="store_true")
+        parser.add_argument("--image", action="append", default=[])
+        args = parser.parse(session)
+        interactive = args.interactive and sys.stdin.isatty()
+        names = self.images(session, host) if not args.image else {}
+        targets = [(image, image) for image in args.image] or [
+            (s, names[s]) for s in self.services(session, host, args.services)
+        ]
+        # dive reads the classic store over a local socket; else it gets a `docker save` archive.
+        archive = os.environ.get("DIVE_SOURCE") == "archive" or containerd_store(client.info())
+        failed = []
+        for label, image in targets:
+            self.require_image(session, client, label, image)
+            config = str(self.root / ".config/dive-ci.yaml")
+            checks = [] if interactive else ["--ci", "--ci-config", config]
+            tar = Path(session.create_tmp()) / f"{label.replace('/', '_')}.tar"
+            if archive:
+                with tar.open("wb") as handle:
+                    handle.writelines(client.images.get(image).save(named=True))
+            source = ["--source", "docker-archive", str(tar)] if archive else [image]
+            env = {"CI": str(not interactive).lower()}
+            try:
+                session.run(BIN / "dive", *checks, *source, external=True, env=env)
+            except CommandFailed:  # dive found wasted space: it said where
+                failed.append(label)
+            finally:
+                tar.unlink(missing_ok=True)
+        if failed:
+            session.error(
+                f"dive found wasted space in {', '.join(failed)}: see above (.config/dive-ci.yaml)"
+            )
+
+    def history(self, session: Any) -> None:
+        """Layer sizes of each service image (or those named), biggest first, with their steps."""
+        import docker
+
+        host, client = self.setup(session), self.client(session)
+        names = self.images(session, host)
+        for service in self.services(session, host, services_option(session, "history").services):
+            self.require_image(session, client, service, names[service])
+            try:
+                layers = client.api.history(names[service])
+            except docker.errors.NotFound:  # containerd store: an image never run is not unpacked
+                client.containers.create(names[service]).remove()
+                layers = client.api.history(names[service])
+            print(f"{service}: {names[service]}")
+            print(report.history_table(layers), end="\n\n")
+
+    def du(self, session: Any) -> None:
+        """Disk used by each service image, largest first, and by the builder cache."""
+        host, client = self.setup(session), self.client(session)
+        df = client.api.df()
+        wanted = self.services(session, host, services_option(session, "du").services)
+        names = {s: image for s, image in self.images(session, host).items() if s in wanted}
+        rows = report.du_rows(names, df.get("Images") or [])
+        print(report.table(("service", "image", "size", "shared", "unique"), rows))
+        usage = cache.usage(df.get("BuildCache") or [])
+        print(cache.usage_table(usage, usage, 0).rsplit("\n", 1)[0])
+
+    def prune(self, session: Any) -> None:
+        """Free builder cache but keep the apt/uv cache mounts and recent layers; --all: all."""
+        from docker.utils import parse_bytes
+
+        self.setup(session)
+        parser = Options("prune", "--all")
+        parser.add_argument("--all", action="store_true")
+        everything = parser.parse(session).all
+        api = self.client(session).api
+        keep = parse_bytes(os.environ.get("PRUNE_KEEP_STORAGE") or "5GB")  # as --keep-storage
+        until = os.environ.get("PRUNE_UNTIL") or "72h"
+        before = cache.usage(api.df().get("BuildCache") or [])
+        reclaimed = cache.prune(api, everything=everything, keep_storage=keep, until=until)
+        after = cache.usage(api.df().get("BuildCache") or [])
+        kept = f"kept cache mounts, layers used in the last {until}, and {report.human_size(keep)}"
+        session.log("removed all builder cache" if everything else kept)
+        print(cache.usage_table(before, after, reclaimed))
+
+    def sbom(self, session: Any) -> None:
+        """An SPDX JSON SBOM of each image (or those named) with syft: sbom/SERVICE.spdx.json."""
+        host, client = self.setup(session), self.client(session)
+        names = self.images(session, host)
+        (self.root / "sbom").mkdir(exist_ok=True)
+        for service in self.services(session, host, services_option(session, "sbom").services):
+            self.require_image(session, client, service, names[service])
+            cmd = [BIN / "syft", "scan", f"docker:{names[service]}", "-q"]
+            out = ["-o", f"spdx-json=sbom/{service}.spdx.json"]  # and no update check online:
+            session.run(*cmd, *out, external=True, env={"SYFT_CHECK_FOR_APP_UPDATE": "false"})
+
+    def cuda_base_image(self, service: str) -> str:
+        """The CUDA base a GPU service builds on: CUDA_IMAGE from .env, else its Dockerfile's."""
+        dockerfile = (self.root / "services" / service / "Dockerfile").read_text()
+        default = re.search(r"^ARG CUDA_IMAGE=(\S+)", dockerfile, re.MULTILINE)
+        return (os.environ.get("CUDA_IMAGE") or default[1]) if default else ""
+
+    def cuda_check(self, session: Any) -> None:
+        """Why a GPU service will not start: driver, CUDA version, NVIDIA runtime, in-image
+        probes. Exits 3 on a host with no GPU (CUDA_CHECK_NO_GPU in .env changes that)."""
+        host = self.setup(session)
+        names = self.images(session, host)
+        named = self.services(session, host, services_option(session, "cuda_check").services)
+        gpu = [name for name in named if self.cuda_base_image(name)]
+        if not gpu:
+            session.error("no GPU service among those named: cuda_check looks at services with gpu")
+        try:
+            status = cuda.run_cuda_check(
+                {name: names[name] for name in gpu},
+                {name: self.cuda_base_image(name) for name in gpu},
+                os.environ,
+            )
+        except ValueError as error:
+            session.error(str(error))
+        if status:
+            sys.exit(status)  # the distinct status for "no GPU" must reach the shell as it is
+
+    # --- template updates --------------------------------------------------------------------
+
+    def template_check(self, session: Any) -> None:
+        """Exit 1 when a newer template version exists, naming it; 0 when current; 2: cannot
+        tell."""
+        from uvdocker import template_update
+
+        Options("template_check", "no arguments").parse(session)
+        status = template_update.check(self.root, log=session.log)
+        if status:
+            sys.exit(status)  # 1 (behind) and 2 (cannot tell) must reach the shell as they are
+
+    def template_update(self, session: Any) -> None:
+        """copier update to the newest template; the arguments after -- go to copier
+        (--vcs-ref TAG, -d key=value); then the conflicts it left."""
+        from uvdocker import template_update
+
+        problem = template_update.update(self.root, session.posargs, log=session.log)
+        if problem:
+            session.error(problem)

@@ -1,0 +1,51 @@
+"""A stand-in for nox's Session: what uvdocker.sessions uses of it, recorded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+class Stopped(Exception):
+    """session.error: the session ends with this one line."""
+
+
+class FakeSession:
+    """posargs, log, error, run and create_tmp, as nox.Session has them."""
+
+    def __init__(self, tmp: Path, *posargs: str) -> None:
+        self.posargs, self.logged, self.ran, self.tmp = list(posargs), [], [], tmp
+
+    def log(self, line: str) -> None:
+        self.logged.append(line)
+
+    def error(self, line: str) -> None:
+        raise Stopped(line)
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        self.ran.append([str(arg) for arg in args])
+
+    def create_tmp(self) -> str:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return str(self.tmp)
+
+
+@pytest.fixture
+def session(tmp_path: Path):
+    """A FakeSession factory: session("core", "--no-cache")."""
+    return lambda *posargs: FakeSession(tmp_path / "session-tmp", *posargs)
+
+
+@pytest.fixture(autouse=True)
+def own_environment(monkeypatch):
+    """Each test works on a copy of the environment: the sessions load .env into it."""
+    monkeypatch.setattr(os, "environ", os.environ.copy())
+
+
+@pytest.fixture
+def stopped():
+    """What session.error raises: pytest.raises(stopped)."""
+    return Stopped
