@@ -26,7 +26,8 @@ from noxtools import cache, cuda, report  # noqa: E402
 from noxtools.host import (  # noqa: E402
     Host,
     HostError,
-    builder_driver,
+    ask_builder,
+    builder,
     containerd_store,
     detect,
     engine,
@@ -167,14 +168,19 @@ def compose_build(session: nox.Session, host: Host, push: bool = False, cache: b
     than the rest of this session's own work, and bake and Compose reach the engine themselves.
     """
     names, flags, platform = build_args(session)
+    query = ask_builder() if host.buildx else None  # answered while the build starts
     check_lock(session)
     files = registry_cache(session, host, cache)
     cache_note = f"; registry cache {'read and written' if cache else 'read'}" if files else ""
-    session.log(host.describe() + cache_note)
     cmd = buildkit.command(host, names, flags, platform, files, push)
-    session.log(" ".join(cmd))
+
+    def opening() -> None:
+        name, driver = builder(query) if query else ("", "")
+        session.log(host.describe(f"{name} ({driver} driver)" if name else "") + cache_note)
+        session.log(" ".join(cmd))
+
     show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
-    result = buildkit.run(cmd, str(ROOT), names[0] if len(names) == 1 else "", show)
+    result = buildkit.run(cmd, str(ROOT), names[0] if len(names) == 1 else "", show, opening)
     if result.error:
         client(session)  # an engine that cannot be reached is said as such, with its endpoint
         services(session, host, names)  # and a service compose.yaml lacks, with those it has
@@ -216,7 +222,7 @@ def push(session: nox.Session) -> None:
             "e.g. registry.example.com/team/project"
         )
     info = client(session).info()
-    exports = containerd_store(info) or (host.buildx and builder_driver() not in {"docker", ""})
+    exports = containerd_store(info) or (host.buildx and builder()[1] not in {"docker", ""})
     if not exports:
         session.log(
             "this engine cannot export a registry cache (classic image store and the docker "
