@@ -2,7 +2,7 @@
 """Build local stand-ins for every base image a rendered repo names, for air-gapped machines.
 
     python scripts/offline_images.py path/to/rendered-repo [--platform linux/arm64] [--push]
-                                                           [--dry-run]
+                                                           [--buildkit [DIR]] [--dry-run]
 
 It reads the `ARG *_IMAGE=` defaults of each services/*/Dockerfile and, for every image the
 engine does not already have, builds a stand-in under that exact name:
@@ -13,6 +13,11 @@ engine does not already have, builds a stand-in under that exact name:
                     as upstream).
 - nvidia/cuda:*     the same Debian rootfs without Python and without CUDA libraries: enough to
                     build GPU services, not to run CUDA code. Labelled as a stand-in.
+- moby/buildkit:vX.Y.Z  with --buildkit (the builder image the rendered CI files name): buildkitd
+                    (the entrypoint) and buildctl from a BuildKit release archive checked against
+                    its SHA256SUMS (../shared/buildkit by default), on the Debian rootfs with
+                    Debian's runc (and libseccomp2) and CA certificates; refused unless the archive
+                    is vX.Y.Z. For tests: it is never pushed.
 A stand-in holds this machine's platform, and with --platform linux/arm64 (or linux/amd64) the
 other one too: one image index, each arch's rootfs bootstrapped by its own Debian packages (a
 foreign arch's package scripts run under qemu) and each arch's uv wheel. It is written as an
@@ -57,6 +62,15 @@ LOOPBACK = {"127.0.0.1", "localhost", "[::1]"}
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 BASE_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Debian packages each rootfs flavor adds to the minimal one.
+FLAVORS = {"": (), "python": ("python3", "python3-venv"), "runc": ("runc", "ca-certificates")}
+# BuildKit's release archives (bin/buildkitd, bin/buildctl), as the shared folder holds them.
+BUILDKIT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "buildkit"
+BUILDKIT_ARCHIVE = re.compile(r"^buildkit-(v\d+\.\d+\.\d+)\.linux-(\w+)\.tar\.gz$")
+# The builder image of the rendered CI files (a digest after it is left off: no local image has it).
+BUILDKIT_REF = re.compile(r"(?<![\w./:-])moby/buildkit:[\w.-]+")
+CI_FILES = (".github/workflows/images.yml", ".gitlab-ci.yml")
+BUILDKIT_BINS = ("buildkitd", "buildctl")
 
 
 class StandInError(RuntimeError):
@@ -75,12 +89,24 @@ def base_images(repo: Path) -> list[str]:
     return images
 
 
+def builder_image(repo: Path) -> str:
+    """The moby/buildkit image the repo's CI files run their docker-container builder from."""
+    for name in CI_FILES:
+        path = repo / name
+        found = BUILDKIT_REF.search(path.read_text()) if path.is_file() else None
+        if found:
+            return found[0]
+    raise StandInError(f"no moby/buildkit:TAG in {' or '.join(CI_FILES)} under {repo}")
+
+
 def kind_of(image: str) -> str:
-    """python, uv or cuda, from the image name with any mirror prefix."""
+    """python, uv, cuda or buildkit, from the image name with any mirror prefix."""
     name = image.rsplit(":", 1)[0]
     last = name.rsplit("/", 1)[-1]
     if name.endswith("astral-sh/uv"):
         return "uv"
+    if name.endswith("moby/buildkit"):
+        return "buildkit"
     if name.endswith("nvidia/cuda"):
         return "cuda"
     if last == "python":
@@ -108,19 +134,20 @@ def check_emulation(arch: str) -> None:
         )
 
 
-def rootfs(with_python: bool, arch: str) -> Path:
-    """A cached tarball of a minimal Debian rootfs for `arch`; the Python one is made from the
-    plain one. A foreign arch is bootstrapped the same way, its package scripts run by qemu."""
+def rootfs(flavor: str, arch: str) -> Path:
+    """A cached tarball of a minimal Debian rootfs for `arch`, with the packages of `flavor`
+    (FLAVORS), made from the plain one. A foreign arch is bootstrapped the same way, its package
+    scripts run by qemu."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    tarball = CACHE / f"debian-{SUITE}-{arch}{'-python' if with_python else ''}.tar"
+    tarball = CACHE / f"debian-{SUITE}-{arch}{'-' if flavor else ''}{flavor}.tar"
     if tarball.exists():
         return tarball
     check_emulation(arch)
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
         root = Path(tmp) / "rootfs"
-        if with_python:
+        if flavor:
             root.mkdir()
-            run("tar", "-C", str(root), "-xf", str(rootfs(False, arch)))
+            run("tar", "-C", str(root), "-xf", str(rootfs("", arch)))
             run("chroot", str(root), "apt-get", "update", "-qq", stdout=subprocess.DEVNULL)
             run(
                 "chroot",
@@ -130,12 +157,12 @@ def rootfs(with_python: bool, arch: str) -> Path:
                 "-y",
                 "-qq",
                 "--no-install-recommends",
-                "python3",
-                "python3-venv",
+                *FLAVORS[flavor],
                 env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
                 stdout=subprocess.DEVNULL,
             )
-            (root / "usr/local/bin/python").symlink_to("/usr/bin/python3")
+            if flavor == "python":
+                (root / "usr/local/bin/python").symlink_to("/usr/bin/python3")
         else:
             if shutil.which("debootstrap") is None:
                 raise StandInError("debootstrap not found: apt-get install debootstrap (as root)")
@@ -166,7 +193,7 @@ def rootfs(with_python: bool, arch: str) -> Path:
 
 def debian_python_version(arch: str) -> str:
     """The X.Y of the python3 in the cached Debian rootfs of `arch`."""
-    with tarfile.open(rootfs(True, arch)) as tar:
+    with tarfile.open(rootfs("python", arch)) as tar:
         for member in tar.getnames():
             found = re.fullmatch(r"\./usr/bin/python(3\.\d+)", member)
             if found:
@@ -303,7 +330,7 @@ def build_python(client: docker.DockerClient, image: str, arches: Sequence[str] 
         "Labels": {STAND_IN_LABEL: f"debian-{SUITE}"},
         "Cmd": ["python3"],
     }
-    load(client, image, {arch: rootfs(True, arch) for arch in arches}, config)
+    load(client, image, {arch: rootfs("python", arch) for arch in arches}, config)
 
 
 def build_cuda(client: docker.DockerClient, image: str, arches: Sequence[str] = ()):
@@ -315,7 +342,7 @@ def build_cuda(client: docker.DockerClient, image: str, arches: Sequence[str] = 
         "Labels": {STAND_IN_LABEL: f"debian-{SUITE}, no CUDA libraries"},
         "Cmd": ["bash"],
     }
-    load(client, image, {arch: rootfs(False, arch) for arch in arches}, config)
+    load(client, image, {arch: rootfs("", arch) for arch in arches}, config)
 
 
 def pick_uv_wheel(files: list[dict], version: str, arch: str) -> dict | None:
@@ -371,7 +398,81 @@ def build_uv(client: docker.DockerClient, image: str, arches: Sequence[str] = ()
         load(client, image, layers, config)
 
 
-BUILDERS = {"python": build_python, "uv": build_uv, "cuda": build_cuda}
+def buildkit_archive(folder: Path, arch: str) -> tuple[Path, str]:
+    """The BuildKit release archive for `arch` in `folder`, checked against the folder's
+    SHA256SUMS, and its version (vX.Y.Z)."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        raise StandInError(f"no {sums}: a BuildKit stand-in needs BuildKit's release archive")
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        found = BUILDKIT_ARCHIVE.match(name.lstrip("*"))
+        if not found or found[2] != arch:
+            continue
+        archive = folder / found[0]
+        with archive.open("rb") as content:
+            if hashlib.file_digest(content, "sha256").hexdigest() != digest.strip():
+                raise StandInError(f"{archive}: sha256 does not match {sums}")
+        return archive, found[1]
+    raise StandInError(f"{sums} names no buildkit-vX.Y.Z.linux-{arch}.tar.gz")
+
+
+def buildkit_layer(folder: Path, arch: str, version: str) -> Path:
+    """A cached layer: the Debian rootfs with runc, plus buildkitd and buildctl in /usr/bin from
+    the checked archive; refused unless `buildkitd --version` says `version`."""
+    archive, have = buildkit_archive(folder, arch)
+    if have != version:
+        raise StandInError(
+            f"moby/buildkit:{version}: {archive.name} is BuildKit {have}, and a stand-in never "
+            f"claims another version; set the CI files' BUILDKIT_IMAGE to moby/buildkit:{have}"
+        )
+    with archive.open("rb") as content:
+        digest = hashlib.file_digest(content, "sha256").hexdigest()[:12]
+    layer = CACHE / f"debian-{SUITE}-{arch}-buildkit-{version}-{digest}.tar"
+    if layer.exists():
+        return layer
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        with tarfile.open(archive) as release:
+            members = [release.getmember(f"bin/{binary}") for binary in BUILDKIT_BINS]
+            release.extractall(tmp, members=members, filter="data")
+        binaries = Path(tmp) / "bin"
+        said = run(str(binaries / "buildkitd"), "--version", capture_output=True, text=True)
+        if said.stdout.split()[2:3] != [version]:
+            raise StandInError(f"{archive.name}: buildkitd --version says {said.stdout.strip()}")
+        partial = Path(tmp) / "layer.tar"
+        shutil.copyfile(rootfs("runc", arch), partial)
+        with tarfile.open(partial, "a") as tar:
+            for name in ("etc/buildkit", "var/lib/buildkit"):
+                info = tarfile.TarInfo(f"./{name}")  # mtime 0: the same archive, the same layer
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            for binary in BUILDKIT_BINS:
+                info = tar.gettarinfo(binaries / binary, f"./usr/bin/{binary}")
+                info.uid = info.gid = info.mtime = 0
+                info.uname = info.gname = "root"
+                with (binaries / binary).open("rb") as content:
+                    tar.addfile(info, content)
+        partial.rename(layer)
+    return layer
+
+
+def build_buildkit(
+    client: docker.DockerClient, image: str, arches: Sequence[str] = (), folder: Path = BUILDKIT_DIR
+):
+    """A moby/buildkit stand-in: buildkitd (the entrypoint, as upstream) and buildctl from the
+    release archive in `folder`, with Debian's runc, for docker-container builders in tests."""
+    arches = arches or [host_arch()]
+    version = image.rsplit(":", 1)[1]
+    config = {
+        "Entrypoint": ["buildkitd"],
+        "Env": [BASE_ENV, "BUILDKIT_SETUP_CGROUPV2_ROOT=1"],
+        "Volumes": {"/var/lib/buildkit": {}},
+        "Labels": {STAND_IN_LABEL: f"BuildKit {version} release archive on debian-{SUITE}"},
+    }
+    load(client, image, {arch: buildkit_layer(folder, arch, version) for arch in arches}, config)
+
+
+BUILDERS = {"python": build_python, "uv": build_uv, "cuda": build_cuda, "buildkit": build_buildkit}
 
 
 def supported() -> str:
@@ -445,17 +546,25 @@ def containerd_store(client: docker.DockerClient) -> bool:
 
 
 def ensure(
-    repo: Path, dry_run: bool = False, platforms: Sequence[str] = (), push: bool = False
+    repo: Path,
+    dry_run: bool = False,
+    platforms: Sequence[str] = (),
+    push: bool = False,
+    buildkit: Path | None = None,
 ) -> list[str]:
     """Build a stand-in for each base image of `repo` the engine lacks, for this machine's
     platform and `platforms`; a stand-in that lacks one of them is rebuilt with all of them.
     A real image found is left alone (the builder pulls other platforms of it itself). With
-    `push`, push every stand-in to its registry. Return the images built."""
+    `push`, push every stand-in to its registry. With `buildkit` (a folder holding BuildKit's
+    release archive), the builder image the CI files name too (never pushed: the engine runs
+    it). Return the images built."""
     client = docker.from_env()
     arches = stand_in_arches(platforms)
     images = base_images(repo)
     if push:
         check_push(images)
+    if buildkit is not None:
+        images.append(builder_image(repo))
     if len(arches) > 1 and not containerd_store(client):
         raise StandInError(
             f"a stand-in for {' and '.join(arches)} needs the containerd image store "
@@ -463,20 +572,25 @@ def ensure(
         )
     built = []
     for image in images:
-        missing = missing_arches(client, image, arches)
+        kind = kind_of(image)
+        # The builder runs on this machine only: BuildKit's archive is for one arch.
+        wanted = [host_arch()] if kind == "buildkit" else arches
+        missing = missing_arches(client, image, wanted)
         real = not is_stand_in(client, image) and host_arch() not in missing
         if real or not missing:
             pulled = f" (not a stand-in: the builder pulls {', '.join(missing)})" if missing else ""
             print(f"present  {image}{pulled}")
         else:
-            kind = kind_of(image)
-            what = f"{kind} stand-in {image} for {', '.join(arches)}"
+            what = f"{kind} stand-in {image} for {', '.join(wanted)}"
             print(f"{'would build' if dry_run else 'building'} {what}", flush=True)
             if dry_run:
                 continue
-            BUILDERS[kind](client, image, arches)
+            if kind == "buildkit":
+                build_buildkit(client, image, wanted, buildkit or BUILDKIT_DIR)
+            else:
+                BUILDERS[kind](client, image, wanted)
             built.append(image)
-        if push and not real and not dry_run:
+        if push and not real and not dry_run and kind != "buildkit":
             print(f"pushing  {image}", flush=True)
             push_image(client, image)
     return built
@@ -495,11 +609,19 @@ def main() -> int:
         action="store_true",
         help="push the stand-ins to the registry on 127.0.0.1 that image_mirror names",
     )
+    parser.add_argument(
+        "--buildkit",
+        nargs="?",
+        type=Path,
+        const=BUILDKIT_DIR,
+        help="also the moby/buildkit image the CI files name, from the BuildKit release archive "
+        f"in this folder (default {BUILDKIT_DIR})",
+    )
     parser.add_argument("--dry-run", action="store_true", help="only say what would be built")
     args = parser.parse_args()
     platforms = [name for name in args.platform.split(",") if name]
     try:
-        ensure(args.repo, args.dry_run, platforms, args.push)
+        ensure(args.repo, args.dry_run, platforms, args.push, args.buildkit)
     except (StandInError, docker.errors.DockerException, subprocess.CalledProcessError) as error:
         print(f"offline_images: {error}", file=sys.stderr)
         return 1

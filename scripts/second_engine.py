@@ -13,8 +13,10 @@ NAT rules of its own (the host engine keeps its iptables chains). Needs root and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -154,6 +156,18 @@ def start(name: str, store: str = "classic", timeout: float = 90) -> str:
     return engine.host
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A dockerd that start() launched from this process is its
+    child: once it exits it is reaped here, or it would linger as a zombie until we exit."""
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def stop(name: str, keep_data: bool = False, timeout: float = 60) -> None:
     """Stop engine `name`, remove its bridge and (unless keep_data) its data root."""
     engine = Engine(name)
@@ -161,7 +175,7 @@ def stop(name: str, keep_data: bool = False, timeout: float = 60) -> None:
         pid = engine.pidfile.read_text().strip()
         subprocess.run(["kill", pid], check=False)
         deadline = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while alive(int(pid)) and time.monotonic() < deadline:
             time.sleep(0.5)
     subprocess.run(["ip", "link", "delete", engine.bridge], capture_output=True, check=False)
     for rule in nat_rules(engine):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from scripts import local_registry
+from scripts import local_registry, offline_images
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
 from scripts.sample import Logged, compose_json
@@ -116,6 +117,33 @@ def engine():
             pytest.fail(message)
         pytest.skip(message)
     return client
+
+
+@pytest.fixture(scope="session")
+def buildx() -> str:
+    """The docker CLI, when its buildx plugin answers; else a skip (CI fails instead)."""
+    docker = shutil.which("docker")
+    probe = docker and subprocess.run([docker, "buildx", "version"], capture_output=True)
+    if not probe or probe.returncode:
+        message = "docker buildx not found: run scripts/setup-host.sh"
+        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return docker
+
+
+@pytest.fixture(scope="session")
+def buildkit_release() -> Path:
+    """BuildKit's release archive in ../shared/buildkit (beside the clone), checked against its
+    SHA256SUMS; where it is absent, a one-line skip (CI fails instead)."""
+    folder = offline_images.BUILDKIT_DIR
+    if not (folder / "SHA256SUMS").is_file():
+        message = f"needs BuildKit's release and SHA256SUMS in {folder} (see CONTRIBUTING.md)"
+        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    offline_images.buildkit_archive(folder, offline_images.host_arch())
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -233,3 +233,18 @@ def test_pinned_compose_is_the_binary_not_the_script():
     assert binary.endswith("compose/docker-compose")
     failed = subprocess.run([binary, "-f", "/nonexistent.yaml", "config"], capture_output=True)
     assert failed.returncode != 0
+
+
+def test_builder_is_named_from_buildx_inspect():
+    """The first lines of `docker buildx inspect` name the builder bake uses and its driver."""
+    import subprocess
+
+    said = "Name:          team\nDriver:        remote\nLast Activity: 2026-12-05\n\nNodes:\n"
+    said += "Name:             team0\nEndpoint:         tcp://buildkitd.example.com:1234\n"
+    query = subprocess.Popen(["printf", "%s", said], stdout=subprocess.PIPE, text=True)
+    assert host.builder(query) == ("team", "remote")
+    failed = subprocess.Popen(["sh", "-c", "exit 1"], stdout=subprocess.PIPE, text=True)
+    assert host.builder(failed) == ("", "")
+    found = host.Host("docker-compose", "docker-buildx", "buildx 0.29.1 found")
+    line = "builds through buildx bake on compose.yaml: buildx 0.29.1 found"
+    assert found.describe("team (remote driver)") == f"{line}; builder team (remote driver)"

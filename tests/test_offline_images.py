@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import platform
+import re
 import tarfile
 
 import pytest
 
 from scripts import offline_images
+from scripts.render import OFFLINE_ANSWERS
 
 
 def test_base_images_are_read_from_the_dockerfiles(rendered):
@@ -130,3 +134,77 @@ def test_stand_ins_carry_what_the_dockerfiles_expect(offline_repo, engine):
     assert uv.decode().split()[:2] == ["uv", "0.13.9"]
     cuda = engine.images.get("nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04")
     assert "CUDA_VERSION=13.0.1" in cuda.attrs["Config"]["Env"]
+
+
+def test_builder_image_is_the_one_the_ci_files_name(rendered):
+    for ci in ("github", "gitlab"):
+        repo = rendered({"ci": ci}, name=ci, skip_tasks=True)
+        assert offline_images.builder_image(repo) == "moby/buildkit:v0.26.3"
+    # A digest no local image can have is left off: the stand-in takes the tag's name.
+    pipeline = repo / ".gitlab-ci.yml"
+    digest = "sha256:" + "0" * 64
+    pipeline.write_text(
+        pipeline.read_text().replace("buildkit:v0.26.3", f"buildkit:v0.26.3@{digest}")
+    )
+    assert offline_images.builder_image(repo) == "moby/buildkit:v0.26.3"
+    none = rendered({"ci": "none"}, name="none", skip_tasks=True)
+    with pytest.raises(offline_images.StandInError, match="no moby/buildkit:TAG"):
+        offline_images.builder_image(none)
+
+
+def release(folder, version: str = "v0.26.3", sums: str = "") -> str:
+    """A fake BuildKit release archive in `folder` and its SHA256SUMS (or `sums`)."""
+    folder.mkdir(exist_ok=True)
+    archive = folder / f"buildkit-{version}.linux-{offline_images.host_arch()}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("bin/buildkitd")
+        tar.addfile(info, io.BytesIO(b""))
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (folder / "SHA256SUMS").write_text(sums or f"{digest}  {archive.name}\n")
+    return archive.name
+
+
+def test_buildkit_archive_is_checked_against_its_sums(tmp_path):
+    arch = offline_images.host_arch()
+    name = release(tmp_path / "good")
+    assert offline_images.buildkit_archive(tmp_path / "good", arch) == (
+        tmp_path / "good" / name,
+        "v0.26.3",
+    )
+    release(tmp_path / "changed", sums=f"{'0' * 64}  {name}\n")
+    with pytest.raises(offline_images.StandInError, match="sha256 does not match"):
+        offline_images.buildkit_archive(tmp_path / "changed", arch)
+    with pytest.raises(offline_images.StandInError, match="a BuildKit stand-in needs"):
+        offline_images.buildkit_archive(tmp_path / "absent", arch)
+    other = "arm64" if arch == "amd64" else "amd64"
+    with pytest.raises(
+        offline_images.StandInError, match=re.escape(f"names no buildkit-vX.Y.Z.linux-{other}")
+    ):
+        offline_images.buildkit_archive(tmp_path / "good", other)
+
+
+def test_buildkit_stand_in_never_claims_another_version(tmp_path):
+    release(tmp_path, "v0.26.3")
+    arch = offline_images.host_arch()
+    with pytest.raises(offline_images.StandInError, match=r"is BuildKit v0\.26\.3") as refused:
+        offline_images.buildkit_layer(tmp_path, arch, "v0.25.1")
+    assert "BUILDKIT_IMAGE to moby/buildkit:v0.26.3" in str(refused.value)
+
+
+@pytest.mark.docker
+def test_buildkit_stand_in_runs_buildkitd_with_buildctl_and_runc(
+    engine, buildkit_release, rendered
+):
+    """The entrypoint is buildkitd, as upstream's; buildctl (which buildx runs inside it to check
+    it is up) and Debian's runc (its OCI worker's runtime) are on PATH."""
+    repo = rendered({"ci": "gitlab", **OFFLINE_ANSWERS}, skip_tasks=True)
+    offline_images.ensure(repo, buildkit=buildkit_release)
+    image = offline_images.builder_image(repo)
+    said = {}
+    for entrypoint in ("buildkitd", "buildctl", "runc"):
+        out = engine.containers.run(image, ["--version"], entrypoint=[entrypoint], remove=True)
+        said[entrypoint] = out.decode()
+    assert said["buildkitd"].split()[2] == "v0.26.3"
+    assert said["buildctl"].split()[2] == "v0.26.3"
+    assert said["runc"].startswith("runc version")
+    assert engine.images.get(image).attrs["Config"]["Entrypoint"] == ["buildkitd"]

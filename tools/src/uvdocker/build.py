@@ -124,12 +124,16 @@ def command(
     return [host.buildx, "bake", *definition, *progress, *names]
 
 
-def run(cmd: list[str], cwd: str, service: str = "", show: str = "auto") -> Build:
-    """Run a build with JSON progress (Compose's json, bake's rawjson), printing as it goes."""
+def run(
+    cmd: list[str], cwd: str, service: str = "", show: str = "auto", started=lambda: None
+) -> Build:
+    """Run a build with JSON progress (Compose's json, bake's rawjson), printing as it goes;
+    `started()` runs once the build has started, before anything it says is printed."""
     build, start, said = Build(), time.perf_counter(), ""
     with subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
+        started()
         for line in proc.stdout:
             try:
                 record = json.loads(line)

@@ -146,10 +146,10 @@ class Host:
     buildx: str  # the buildx plugin that bakes, or "" when Compose builds through the engine
     why: str
 
-    def describe(self) -> str:
-        """One line: which way builds go, and why."""
+    def describe(self, builder: str = "") -> str:
+        """One line: which way builds go, and why; then the builder bake uses, when given."""
         way = "buildx bake on compose.yaml" if self.buildx else "Compose and the engine"
-        return f"builds through {way}: {self.why}"
+        return f"builds through {way}: {self.why}" + (f"; builder {builder}" if builder else "")
 
     def cmd(self, *args: str, files: tuple[str, ...] = ()) -> list[str]:
         """A Compose command line, with -f for each of `files`."""
@@ -206,16 +206,29 @@ def containerd_store(info: dict) -> bool:
     return "containerd" in status.get("driver-type", "")
 
 
-def builder_driver() -> str:
-    """The driver of buildx's current builder (docker, docker-container, remote, kubernetes)."""
+def ask_builder() -> subprocess.Popen | None:
+    """Start asking buildx which builder a build will use (BUILDX_BUILDER, else the current one),
+    with `docker buildx inspect`: it reaches that builder alone, where `buildx ls` would wait on
+    every builder. Read the answer with builder()."""
     try:
-        out = subprocess.run(
-            ["docker", "buildx", "ls", "--format", "json"],
-            capture_output=True,
+        return subprocess.Popen(
+            ["docker", "buildx", "inspect"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            timeout=60,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    builders = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return next((b.get("Driver", "") for b in builders if b.get("Current")), "")
+    except OSError:
+        return None
+
+
+def builder(query: subprocess.Popen | None = None) -> tuple[str, str]:
+    """(name, driver) of that builder, e.g. ("team", "remote"); ("", "") when buildx cannot say."""
+    query = query or ask_builder()
+    try:
+        out = query.communicate(timeout=60)[0] if query else ""
+    except subprocess.TimeoutExpired:
+        query.kill()
+        out = ""
+    # Its first lines are "Name: <builder>" and "Driver: <driver>".
+    fields = dict(line.split(":", 1) for line in out.splitlines()[:2] if ":" in line)
+    return fields.get("Name", "").strip(), fields.get("Driver", "").strip()

@@ -28,7 +28,8 @@ from uvdocker import cache, cuda, registry_cache, report
 from uvdocker.host import (
     Host,
     HostError,
-    builder_driver,
+    ask_builder,
+    builder,
     buildx_plugin,
     containerd_store,
     detect,
@@ -209,14 +210,20 @@ class Repo:
         """
         args = build_options(session, "push" if push else "build")
         names, flags = args.services, args.flags
+        query = ask_builder() if host.buildx else None  # answered while the build starts
         self.check_lock(session)
         files = self.registry_cache(session, host, cache_to)
         note = f"; registry cache {'read and written' if cache_to else 'read'}" if files else ""
-        session.log(host.describe() + note)
         cmd = buildkit.command(host, names, flags, args.platform, files, push)
-        session.log(" ".join(cmd))
+
+        def opening() -> None:
+            name, driver = builder(query) if query else ("", "")
+            session.log(host.describe(f"{name} ({driver} driver)" if name else "") + note)
+            session.log(" ".join(cmd))
+
         show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
-        result = buildkit.run(cmd, str(self.root), names[0] if len(names) == 1 else "", show)
+        service = names[0] if len(names) == 1 else ""
+        result = buildkit.run(cmd, str(self.root), service, show, opening)
         if result.error:
             self.client(session)  # an engine that cannot be reached is said as such
             self.services(session, host, names)  # and a service compose.yaml lacks
@@ -235,7 +242,7 @@ class Repo:
                 "e.g. registry.example.com/team/project"
             )
         info = self.client(session).info()
-        exports = containerd_store(info) or (host.buildx and builder_driver() not in {"docker", ""})
+        exports = containerd_store(info) or (host.buildx and builder()[1] not in {"docker", ""})
         if not exports:
             session.log(
                 "this engine cannot export a registry cache (classic image store and the docker "
