@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import nox
@@ -41,6 +42,7 @@ BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, 
 DEV = ("compose.yaml", "compose.dev.yaml")
 WATCH = ("compose.yaml", "compose.watch.yaml")
 BUILD_FLAGS = ("--no-cache", "--pull", "--platform")
+MIRRORS = ("UV_INDEX", "UV_DEFAULT_INDEX")  # .env's index mirrors, for image builds only
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 
 
@@ -110,21 +112,49 @@ def build_args(session: nox.Session) -> tuple[list[str], list[str], str]:
     return names, flags, platform
 
 
+def pyprojects() -> list[Path]:
+    """The workspace's pyproject.toml files: the root's, the shared package's, each service's."""
+    members = [ROOT / "shared/pyproject.toml", *sorted(ROOT.glob("services/*/pyproject.toml"))]
+    return [ROOT / "pyproject.toml", *members]
+
+
 def check_lock(session: nox.Session) -> None:
     """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a change)."""
-    members = [ROOT / "shared/pyproject.toml", *sorted(ROOT.glob("services/*/pyproject.toml"))]
-    files = [ROOT / "uv.lock", ROOT / "pyproject.toml", *members]
+    files = [ROOT / "uv.lock", *pyprojects()]
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file())).hexdigest()
     memo = ROOT / ".nox" / "uv-lock-checked"
     if memo.is_file() and memo.read_text() == digest:
         return
     cmd = [str(BIN / "uv"), "lock", "--check", "--offline", "--quiet"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    # The committed files alone: .env's mirrors are for image builds, and uv would compare the
+    # lock with the mirrors' URLs instead.
+    env = {key: value for key, value in os.environ.items() if key not in MIRRORS}
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         reason = (out.stderr.strip().splitlines() or ["uv failed"])[0].removeprefix("error: ")
-        session.error(f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock")
+        unset = " with UV_INDEX and UV_DEFAULT_INDEX unset" if env != dict(os.environ) else ""
+        session.error(
+            f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock{unset}"
+        )
     memo.parent.mkdir(exist_ok=True)
     memo.write_text(digest)
+
+
+def check_mirrors(session: nox.Session) -> None:
+    """Refuse a UV_INDEX entry whose name no [[tool.uv.index]] of the workspace declares."""
+    declared = {
+        index.get("name")
+        for path in pyprojects()
+        if path.is_file()
+        for index in tomllib.loads(path.read_text()).get("tool", {}).get("uv", {}).get("index", [])
+    }
+    named = [entry.partition("=")[0] for entry in os.environ.get("UV_INDEX", "").split()]
+    unknown = [name for name in named if name not in declared]
+    if unknown:
+        session.error(
+            f"UV_INDEX names {', '.join(unknown)}, which no pyproject.toml declares "
+            f"(declared: {', '.join(sorted(filter(None, declared))) or 'none'}): fix .env"
+        )
 
 
 def under_registry(prefix: str) -> bool:
@@ -168,6 +198,7 @@ def compose_build(session: nox.Session, host: Host, push: bool = False, cache: b
     """
     names, flags, platform = build_args(session)
     check_lock(session)
+    check_mirrors(session)
     files = registry_cache(session, host, cache)
     cache_note = f"; registry cache {'read and written' if cache else 'read'}" if files else ""
     session.log(host.describe() + cache_note)

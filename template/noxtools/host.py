@@ -24,6 +24,8 @@ REPOSITORY = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*$")
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 IMAGE = re.compile(rf"^{_REGISTRY}?{_NAME}(?:/{_NAME})*(?::{_TAG})?(?:@sha256:[0-9a-f]{{64}})?$")
 TAG = re.compile(rf"^{_TAG}$")
+# A [[tool.uv.index]] name, as uv allows it: what UV_INDEX's name=url entries refer to.
+INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Settings that reach Dockerfiles (as build args), compose.yaml and root shells: each one is
 # checked against what it may hold, wherever it comes from (.env or the shell).
 _CHOICES = {
@@ -38,7 +40,7 @@ _CHOICES = {
 CHECKED = (
     *_CHOICES,
     *("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE", "IMAGE_PREFIX", "TAG", "BIND_HOST"),
-    *("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR", "CA_BUNDLE", "NETRC_FILE"),
+    *("UV_DEFAULT_INDEX", "UV_INDEX", "UV_PYTHON_INSTALL_MIRROR", "CA_BUNDLE", "NETRC_FILE"),
     *("PRUNE_KEEP_STORAGE", "PRUNE_UNTIL"),
 )
 
@@ -57,8 +59,25 @@ def _url_problem(value: str) -> str:
     return ""
 
 
+def _index_problem(value: str) -> str:
+    """Why UV_INDEX (uv's syntax: name=url entries separated by single spaces) is refused, or ""."""
+    for entry in value.split(" "):
+        name, _, url = entry.partition("=")
+        if not INDEX_NAME.match(name) or not url:
+            return (
+                f"must be name=url entries separated by spaces, naming indexes of pyproject.toml "
+                f"(letters, digits, . _ -), e.g. pytorch-cuda=https://mirror.example.com/cu130; "
+                f"not {entry[:40]!r}"
+            )
+        if _url_problem(url):
+            return f"{name}: {_url_problem(url)}"
+    return ""
+
+
 def _problem(key: str, value: str) -> str:
     """Why a setting's value is refused, or ""."""
+    if key == "UV_INDEX" and value:  # the one setting whose syntax has spaces: single ones
+        return _problem("", value.replace(" ", "")) or _index_problem(value)
     if any(ch.isspace() or ord(ch) < 32 or ch in "\"'`$\\;" for ch in value):
         return "must not hold spaces, quotes, $, ; or control characters"
     if key in _CHOICES and value.lower() not in _CHOICES[key]:
