@@ -209,9 +209,21 @@ def compose_build(session: nox.Session, host: Host, push: bool = False, cache: b
     if result.error:
         client(session)  # an engine that cannot be reached is said as such, with its endpoint
         services(session, host, names)  # and a service compose.yaml lacks, with those it has
-        session.error(f"build of {', '.join(names) or 'every service'} failed: {result.error}")
+        why = why_failed(result, show)
+        session.error(f"build of {', '.join(names) or 'every service'} failed{why}")
     labelled = sorted({service for step in result.steps.values() for service in step.services})
     print(report.build_table(result, names or labelled or sorted(images(session, host))))
+
+
+def why_failed(result: buildkit.Build, show: str) -> str:
+    """Where and why a build failed, for its one-line error: the failed step's own error line
+    (uv's, apt's), its last log lines printed above it; else BuildKit's reason."""
+    step, lines = result.failure()
+    if not lines:
+        return f": {result.error}"
+    if show != "plain":  # plain progress printed them already
+        print("\n".join(f"    {line}" for line in lines), file=sys.stderr)
+    return f" at {step}: {buildkit.summary(lines)}"
 
 
 def _size(docker_client, image: str) -> int | None:
