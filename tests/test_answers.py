@@ -37,6 +37,7 @@ MIRROR = "image_mirror must be a lowercase registry host"
 NO_CREDENTIALS = "must hold no credentials"
 HTTPS = "must be an https:// URL (http:// only on localhost)"
 INJECT = "RUN touch /INJECTED"
+TORCH = "must be none, cpu or cuda"
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
@@ -130,6 +131,24 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
         '"web__api" is used twice',
     ),
     "service-unknown-key": (svc(privileged=True), "may only have the keys"),
+    "torch-not-a-choice": (svc(torch="gpu"), TORCH),
+    "torch-bool": (svc(torch=True), TORCH),
+    "torch-list": (svc(torch=["cpu"]), TORCH),
+    "torch-cuda-on-cpu-service": (svc(torch="cuda"), "torch: cuda of service core needs gpu: true"),
+    "torch-cuda-too-old": (
+        {
+            "services": [{"name": "tts", "port": 1, "gpu": True, "torch": "cuda"}],
+            "cuda_version": "11.7.1",
+        },
+        "older than PyTorch's oldest CUDA build (cu118)",
+    ),
+    "torch-index-injection": (
+        {
+            "services": [{"name": "tts", "port": 1, "gpu": True, "torch": "cuda"}],
+            "torch_cuda_index": 'cu130"\nexplicit = false',
+        },
+        "torch_cuda_index must be one of cu118",
+    ),
     # Injection: a newline, a shell metacharacter or an option where a value goes.
     "apt-shell-injection": (apt("curl; touch /INJECTED"), APT),
     "apt-allow-unauthenticated": (apt("--allow-unauthenticated", "curl"), APT),
@@ -536,6 +555,47 @@ def test_env_example_passes_the_host_checks(safe):
     for key, value in settings:
         if key in host.CHECKED or key.endswith("_PORT"):
             assert not host._problem(key, value), (key, value)
+
+
+@pytest.mark.parametrize(
+    ("cuda_version", "index"),
+    [
+        ("11.8.0", "cu118"),
+        ("12.0.1", "cu118"),
+        ("12.3.2", "cu121"),
+        ("12.4.1", "cu124"),
+        ("12.6.3", "cu126"),
+        ("12.9.1", "cu128"),
+        ("13.0.1", "cu130"),
+        ("13.1.1", "cu130"),
+        ("13.2.0", "cu132"),
+        ("14.0.0", "cu132"),
+    ],
+)
+def test_torch_cuda_index_is_the_newest_the_cuda_version_runs(tmp_path, cuda_version, index):
+    """torch: cuda takes PyTorch's newest CUDA build not newer than cuda_version, and the GPU
+    base defaults to `base`: torch's wheels bring the CUDA libraries cudnn-runtime would add."""
+    services = [{"name": "tts", "port": 1, "gpu": True, "torch": "cuda"}]
+    answers = {"services": services, "cuda_version": cuda_version}
+    repo = render(tmp_path / "repo", answers, skip_tasks=True)
+    root = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["uv"]
+    urls = {i["name"]: i["url"] for i in root["index"]}
+    assert urls["pytorch-cuda"] == f"https://download.pytorch.org/whl/{index}"
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["cuda_flavor"] == "base"
+    assert (
+        f"nvidia/cuda:{cuda_version}-base-ubuntu24.04\n"
+        in (repo / "services/tts/Dockerfile").read_text()
+    )
+
+
+def test_cuda_flavor_answered_wins_over_the_torch_default(tmp_path):
+    services = [{"name": "tts", "port": 1, "gpu": True, "torch": "cuda"}]
+    answers = {"services": services, "cuda_flavor": "cudnn-runtime"}
+    repo = render(tmp_path / "repo", answers, skip_tasks=True)
+    assert "cudnn-runtime-ubuntu24.04\n" in (repo / "services/tts/Dockerfile").read_text()
+    plain = {"services": [{"name": "tts", "port": 1, "gpu": True}]}
+    gpu_only = render(tmp_path / "plain", plain, skip_tasks=True)
+    assert "-cudnn-runtime-" in (gpu_only / "services/tts/Dockerfile").read_text()
 
 
 def test_cuda_questions_only_asked_with_gpu_services(tmp_path):

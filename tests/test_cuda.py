@@ -158,7 +158,12 @@ def test_engine_check(info: dict[str, Any], status: str, detail: str):
     assert "nvidia-ctk runtime configure --runtime=docker" in check.fix
 
 
-TORCH_OK = {"version": "2.9.0+cu130", "cuda_available": True, "device": "NVIDIA GeForce RTX 2070"}
+TORCH_OK = {
+    "version": "2.9.0+cu130",
+    "cuda": "13.0",
+    "cuda_available": True,
+    "device": "NVIDIA GeForce RTX 2070",
+}
 PROBE_OK = {"nvidia_smi": True, "gpus": 2, "libcuda": True, "libcudnn": True, "torch": TORCH_OK}
 
 
@@ -190,7 +195,7 @@ def test_probe_checks_skips_cudnn_and_torch():
 
 
 def test_probe_checks_failures_have_fixes():
-    torch = {"version": "2.9.0+cpu", "cuda_available": False, "device": None}
+    torch = {"version": "2.9.0+cpu", "cuda": None, "cuda_available": False, "device": None}
     probe = {"nvidia_smi": False, "gpus": 0, "libcuda": False, "libcudnn": False, "torch": torch}
     checks = cuda.probe_checks(probe, True, "llm")
     assert [c.status for c in checks] == ["FAIL"] * 4
@@ -198,6 +203,18 @@ def test_probe_checks_failures_have_fixes():
     assert "cudnn-runtime" in checks[2].fix
     assert "not +cpu" in checks[3].fix
     assert checks[3].detail == "torch 2.9.0+cpu: torch.cuda.is_available() is False"
+
+
+def test_torch_build_against_the_driver():
+    """torch's own CUDA (torch.version.cuda) is what the driver must run, not the base image's."""
+    ok = cuda.torch_build(TORCH_OK, (13, 1), "590.44.01")
+    assert (ok.name, ok.status) == ("torch 2.9.0+cu130: driver covers CUDA 13.0", "PASS")
+    old = cuda.torch_build(TORCH_OK, (12, 8), "570.124.04")
+    assert old.status == "FAIL" and "580.65.06" in old.fix
+    cpu = {**TORCH_OK, "version": "2.9.0+cpu", "cuda": None}
+    check = cuda.torch_build(cpu, (13, 1), "590.44.01")
+    assert (check.status, check.detail) == ("FAIL", "torch 2.9.0+cpu is a CPU build")
+    assert "torch: cuda" in check.fix
 
 
 class FakeDocker:
@@ -257,6 +274,7 @@ def test_run_cuda_check_two_gpus_all_pass():
     for name in ("llm: driver covers CUDA 13.0", "engine NVIDIA runtime", "llm: image"):
         assert status_of(table, name) == "PASS"
     assert status_of(table, "llm: torch sees the device") == "PASS"
+    assert status_of(table, "llm: torch 2.9.0+cu130: driver covers CUDA 13.0") == "PASS"
     [run] = client.runs
     assert run["image"] == "demo/llm:latest"
     assert run["command"] == ["-m", "shared.gpu"]
@@ -279,19 +297,23 @@ def test_run_cuda_check_12x_driver_and_missing_image():
     assert status_of(table, "llm: driver covers CUDA 13.0") == "FAIL"
     assert status_of(table, "stt: driver covers CUDA 12.6") == "PASS"
     assert status_of(table, "stt: image") == "FAIL"
+    assert status_of(table, "llm: torch 2.9.0+cu130: driver covers CUDA 13.0") == "FAIL"
     fixes = table.split("\nfixes:\n")[1].splitlines()
     assert fixes[0].startswith("  - llm: driver covers CUDA 13.0: install NVIDIA driver >= 580.65")
-    assert fixes[1:] == ["  - stt: image: nox -s build -- stt"]
+    assert fixes[1].startswith("  - llm: torch 2.9.0+cu130: driver covers CUDA 13.0: install")
+    assert fixes[2:] == ["  - stt: image: nox -s build -- stt"]
     assert [run["image"] for run in client.runs] == ["demo/llm:latest"]
 
 
 def test_run_cuda_check_minor_version_compatibility():
-    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
+    torch = {**TORCH_OK, "version": "2.9.0+cu128", "cuda": "12.8"}
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": {**PROBE_OK, "torch": torch}})
     base = {"llm": "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu24.04"}
     code, table = run_check("570.124.04-rtx-3060.xml", client, base_images=base)
     assert code == 0, table
     assert status_of(table, "llm: driver covers CUDA 12.9") == "PASS"
     assert "runs by minor-version compatibility" in table
+    assert status_of(table, "llm: torch 2.9.0+cu128: driver covers CUDA 12.8") == "PASS"
 
 
 @pytest.mark.parametrize(
@@ -458,4 +480,5 @@ def test_shared_gpu_probe_prints_json():
     assert set(probe) == {"nvidia_smi", "gpus", "libcuda", "libcudnn", "torch"}
     assert probe["nvidia_smi"] is HAS_NVIDIA_SMI
     assert (probe["gpus"] > 0) if HAS_NVIDIA_SMI else (probe["gpus"] == 0)
-    assert probe["torch"] is None or set(probe["torch"]) == {"version", "cuda_available", "device"}
+    keys = {"version", "cuda", "cuda_available", "device"}
+    assert probe["torch"] is None or set(probe["torch"]) == keys

@@ -80,6 +80,49 @@ def test_failed_step_gives_buildkits_reason(capsys):
     assert "[app 2/2] RUN exit 3  ERROR process" in printed
 
 
+def test_unreachable_index_names_the_package_and_the_index():
+    """A torch install from a locked index nothing answers: the failed step's own lines, and
+    one line from them with uv's deepest cause (bake prints no JSON error record of its own)."""
+    result = replay("bake-unreachable-index-tts.jsonl", service="tts")
+    step, lines = result.failure()
+    assert step == "[deps 3/5]"
+    assert lines[-1].startswith("error: could not install torch==2.5.1+cu124 from index ")
+    assert any("Failed to fetch: https://172.17.0.1:" in line for line in lines)
+    assert build.summary(lines) == (
+        "could not install torch==2.5.1+cu124 from index pytorch-cuda "
+        "(https://172.17.0.1:48139/cu124): Connection refused (os error 111)"
+    )
+
+
+def test_failed_apt_step_gives_apts_error_line():
+    step, lines = replay("bake-apt-missing-package-tts.jsonl", service="tts").failure()
+    assert step == "[deps 1/5]" and "apt-get install" not in step
+    assert build.summary(lines) == "E: Unable to locate package nosuchpackage-xyz"
+
+
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        # uv's own error: its causes follow it; the deepest is the reason
+        (
+            ["error: Failed to parse `uv.lock`", "  Caused by: TOML parse error"],
+            "Failed to parse `uv.lock`: TOML parse error",
+        ),
+        # no error line: the step's last line (a Python traceback's, say)
+        (["Traceback (most recent call last):", "ValueError: bad"], "ValueError: bad"),
+        ([], ""),
+    ],
+)
+def test_summary_of_a_failed_steps_lines(lines, said):
+    assert build.summary(lines) == said
+
+
+def test_a_step_without_logs_has_no_failure_lines():
+    """`RUN exit 3` prints nothing: the build's error stays BuildKit's own reason."""
+    result = replay("bake-failed-step-llm.jsonl", service="llm")
+    assert result.failure() == ("[app 2/2]", [])
+
+
 def test_unknown_service_is_composes_error():
     assert replay("bake-unknown-service.jsonl").error == "no such service: nosuch"
 
@@ -122,6 +165,11 @@ GOOD = {
         "https://nexus.example.com/repository/pypi/simple",
         "http://127.0.0.1:3141/simple",
     ],
+    "UV_INDEX": [
+        "pytorch-cuda=https://nexus.example.com/repository/pytorch-cu130",
+        "pytorch-cpu=https://mirror.example.com/whl/cpu pytorch-cuda=https://172.17.0.1:8443/cu130",
+        "acme.internal_2=http://127.0.0.1:3141/acme/simple/",
+    ],
     "TAG": ["latest", "v1.2.3", "sha-0f3c2a1"],
     "BIND_HOST": ["127.0.0.1", "0.0.0.0", "::1"],
     "CORE_PORT": ["8000"],
@@ -140,6 +188,17 @@ BAD = {
         "https://user:token@nexus.example.com/simple",
         "https://nexus.example.com/simple?token=abc",
         "nexus.example.com/simple",
+    ],
+    "UV_INDEX": [
+        "https://mirror.example.com/simple",  # no name: uv would add an index, not mirror one
+        "pytorch-cuda=http://mirror.example.com/cu130",
+        "pytorch-cuda=https://user:token@mirror.example.com/cu130",
+        "pytorch-cuda=https://mirror.example.com/cu130  pytorch-cpu=https://m.example.com/cpu",
+        "pytorch-cuda=https://mirror.example.com/cu130\npytorch-cpu=https://m.example.com/cpu",
+        "pytorch cuda=https://mirror.example.com/cu130",
+        "-x=https://mirror.example.com/cu130",
+        "pytorch-cuda=https://mirror.example.com/$(id)",
+        "pytorch-cuda=",
     ],
     "UV_PYTHON_INSTALL_MIRROR": ["ftp://mirror.example.com/", "https://x/$(id)"],
     "TAG": ["latest;rm", "-v", "", "latesté"],

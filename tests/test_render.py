@@ -42,13 +42,32 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "cuda_flavor": "runtime",
         "cuda_os": "ubuntu22.04",
     },
+    "torch-cpu-and-cuda": {
+        "services": [
+            {"name": "core", "port": 8000},
+            {"name": "web_api", "port": 8001, "torch": "cpu"},
+            {"name": "tts", "port": 8002, "gpu": True, "torch": "cuda"},
+            {"name": "stt", "port": 8003, "gpu": True, "torch": "cuda"},
+            {"name": "vad", "port": 8004, "gpu": True, "torch": "cpu"},
+            {"name": "ocr", "port": 8005, "gpu": True, "torch": "none"},
+        ],
+        "cuda_version": "12.8.1",
+    },
 }
+# Services that take torch's CUDA build: their GPU base is `base` unless answered otherwise.
+TORCH_CUDA = {"torch-cpu-and-cuda"}
 DEFAULT_SERVICES = [
     {"name": "core", "gpu": False, "port": 8000},
     {"name": "llm", "gpu": False, "port": 8001},
     {"name": "tts", "gpu": True, "port": 8002},
     {"name": "stt", "gpu": True, "port": 8003},
 ]
+
+
+def locks_here(answers: dict[str, Any]) -> bool:
+    """Whether the copy task's `uv lock` can run here: not with a private index or PyTorch's."""
+    torch = any(s.get("torch", "none") != "none" for s in answers.get("services", []))
+    return not answers.get("pypi_index_url") and not torch
 
 
 def services_of(answers: dict[str, Any]) -> list[dict[str, Any]]:
@@ -62,8 +81,8 @@ def case(request, tmp_path_factory) -> tuple[Path, dict[str, Any]]:
     from scripts.render import render
 
     answers = ANSWER_SETS[request.param]
-    # A private index is unreachable from here, so that render cannot lock: skip its task.
-    skip_tasks = bool(answers.get("pypi_index_url"))
+    # A private index and PyTorch's are unreachable from here, so these cannot lock: no task.
+    skip_tasks = not locks_here(answers)
     repo = render(tmp_path_factory.mktemp(request.param) / "repo", answers, skip_tasks=skip_tasks)
     return repo, answers
 
@@ -96,7 +115,7 @@ def test_expected_files(case):
         "docker-bake.hcl",
         "dockerfiles/split_requirements.py",
     ]
-    if not answers.get("pypi_index_url"):
+    if locks_here(answers):
         expected.append("uv.lock")
     for service in services_of(answers):
         name = service["name"]
@@ -220,7 +239,8 @@ def test_dockerfiles(case):
         if service["gpu"]:
             assert chain["base"] == "${CUDA_IMAGE}"
             cuda = answers.get("cuda_version", "13.0.1")
-            flavor = answers.get("cuda_flavor", "cudnn-runtime")
+            torch = any(s.get("torch") == "cuda" for s in services_of(answers))
+            flavor = answers.get("cuda_flavor", "base" if torch else "cudnn-runtime")
             os_tag = answers.get("cuda_os", "ubuntu24.04")
             assert args["CUDA_IMAGE"] == f"{mirror}nvidia/cuda:{cuda}-{flavor}-{os_tag}"
             images = [line for line in text.splitlines() if line.startswith(("ARG", "FROM"))]
@@ -229,7 +249,8 @@ def test_dockerfiles(case):
             assert chain["base"] == "${PYTHON_IMAGE}"
             python = answers.get("python_version", "3.12")
             assert args["PYTHON_IMAGE"] == f"{mirror}python:{python}-slim-bookworm"
-        assert f"--package {name} --no-emit-workspace" in text
+        group = {"cpu": " --group cpu", "cuda": " --group cuda"}.get(service.get("torch"), "")
+        assert f"--package {name}{group} --no-emit-workspace" in text
         assert re.search(r"^USER 10001$", text, re.MULTILINE)  # the uid alone: Compose watch syncs
         assert "HEALTHCHECK" not in text  # compose.yaml defines it, once
         assert "org.opencontainers.image.title" in text
@@ -238,8 +259,49 @@ def test_dockerfiles(case):
                 assert not line.startswith(("ENV", "ARG", "COPY", "ADD")), line
             if "SSL_CERT_FILE=" in line:  # and only when given: an empty one trusts nothing
                 assert "if [ -s /run/secrets/ca_bundle ]; then export SSL_CERT_FILE=" in line
-        if answers.get("pypi_index_url"):
-            assert f"ARG UV_DEFAULT_INDEX={answers['pypi_index_url']}" in text
+        # Every package installs from the index uv.lock records; .env's mirrors replace URLs
+        export = text[text.index("# export:") : text.index("FROM base AS deps")]
+        assert "\nARG UV_INDEX\nARG UV_DEFAULT_INDEX\n" in export
+        assert "UV_DEFAULT_INDEX" not in text.replace(export, "")
+
+
+def test_torch_groups_sources_and_conflicts(case):
+    """Each service that takes torch has a `cpu` group, a CUDA one also `cuda`, sourced from
+    PyTorch's indexes; the root declares the indexes (CUDA's from cuda_version) and one conflict
+    per (cpu group, cuda group) pair: ONE lock holds both builds, never one environment."""
+    import tomllib
+
+    repo, answers = case
+    root = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["uv"]
+    indexes = {index["name"]: index for index in root.get("index", [])}
+    takes = {s["name"]: s.get("torch", "none") for s in services_of(answers)}
+    cpu = [name for name, torch in takes.items() if torch in ("cpu", "cuda")]
+    cuda = [name for name, torch in takes.items() if torch == "cuda"]
+    for name, torch in takes.items():
+        project = tomllib.loads((repo / f"services/{name}/pyproject.toml").read_text())
+        groups = project.get("dependency-groups", {})
+        sources = project["tool"]["uv"]["sources"].get("torch", [])
+        if torch == "none":
+            assert not groups and not sources, name
+            continue
+        wanted = ["cpu", "cuda"] if torch == "cuda" else ["cpu"]
+        assert groups == {group: ["torch"] for group in wanted}, name
+        assert sources == [{"index": f"pytorch-{g}", "group": g} for g in wanted], name
+        assert "torch" not in str(project["project"]["dependencies"])
+    if not cpu:
+        assert "pytorch-cpu" not in indexes and "conflicts" not in root
+        return
+    assert indexes["pytorch-cpu"] == {
+        "name": "pytorch-cpu",
+        "url": "https://download.pytorch.org/whl/cpu",
+        "explicit": True,
+    }
+    assert indexes["pytorch-cuda"]["url"] == "https://download.pytorch.org/whl/cu128"  # 12.8.1
+    assert indexes["pytorch-cuda"]["explicit"] is True
+    pairs = [
+        [{"package": c, "group": "cpu"}, {"package": g, "group": "cuda"}] for c in cpu for g in cuda
+    ]
+    assert root["conflicts"] == pairs
 
 
 def test_hadolint_passes(case):
@@ -296,7 +358,7 @@ def test_tool_pins_are_one_set(case):
     assert pins["uv"] == copier["uv_version"]["default"]
     dockerfile = next((repo / "services").glob("*/Dockerfile")).read_text()
     assert f"ghcr.io/astral-sh/uv:{pins['uv']}\n" in dockerfile
-    if not answers.get("pypi_index_url"):  # locked: each tool at its pin
+    if locks_here(answers):  # locked: each tool at its pin
         lock = tomllib.loads((repo / "uv.lock").read_text())
         locked = {p["name"]: p["version"] for p in lock["package"]}
         assert {name: locked.get(name) for name in pins} == pins
@@ -320,7 +382,7 @@ def test_tooling_comes_from_the_template_commit(case):
         }
     }
     assert f"# Template version {saved['_commit']}: " in (repo / "pyproject.toml").read_text()
-    if not answers.get("pypi_index_url"):
+    if locks_here(answers):
         lock = (repo / "uv.lock").read_text()
         assert (
             f'source = {{ git = "{snapshot.as_uri()}?subdirectory=tools&rev={head}#{head}" }}'

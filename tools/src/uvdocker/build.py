@@ -26,6 +26,11 @@ _NAME = re.compile(
 # The instructions that make layers; FROM only resolves an image.
 COUNTED = ("RUN", "COPY", "ADD", "WORKDIR")
 SECRETS = ("CA_BUNDLE", "NETRC_FILE")  # the build's secret files, named in .env
+TAIL = 12  # the last log lines of a failed step that are shown
+# The lines of a step's log that say why it failed: uv's `error:` (with its `cause:` lines),
+# apt's `E:`, and the like.
+_ERROR = re.compile(r"^(?:error|ERROR|E|fatal|FATAL):\s")
+_CAUSE = re.compile(r"^\s*(?:cause|Caused by):\s*")
 
 
 @dataclass
@@ -48,6 +53,14 @@ class Build:
     error: str = ""
     seconds: float = 0.0
     shown: set[tuple[str, str]] = field(default_factory=set)
+    logs: dict[str, str] = field(default_factory=dict)  # vertex digest -> the end of its log
+    failed: tuple[str, str] = ("", "")  # the first step that failed: (digest, name)
+
+    def failure(self) -> tuple[str, list[str]]:
+        """The step that failed, as "[tts deps 4/6]", and its last TAIL log lines; or ("", [])."""
+        digest, name = self.failed
+        lines = [line for line in self.logs.get(digest, "").splitlines() if line.strip()]
+        return (name.split("]")[0] + "]" if "]" in name else name), lines[-TAIL:]
 
     def of(self, service: str) -> list[Step]:
         """The counted steps of `service`, one per Dockerfile instruction, shared ones included.
@@ -92,16 +105,38 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
         status = ("CANCELED" if canceled else f"ERROR {error}") if error else "DONE"
         status = "CACHED" if cached else status  # CANCELED: a duplicate BuildKit dropped
         loud = error and not canceled
+        build.failed = (vertex["digest"], name) if loud and not build.failed[0] else build.failed
         wanted = loud or show == "plain" or (show != "quiet" and counted and not cached)
         ended = vertex.get("completed") or error
         if ended and wanted and (vertex["digest"], name) not in build.shown:
             build.shown.add((vertex["digest"], name))
             print(f"{' '.join(name.split())[:100]}  {status}", flush=True)
-    for log in (record.get("logs") or []) if show == "plain" else []:
-        for line in b64decode(log.get("data", "")).decode(errors="replace").splitlines():
+    for log in record.get("logs") or []:
+        text = b64decode(log.get("data", "")).decode(errors="replace")
+        digest = log.get("vertex", "")
+        build.logs[digest] = (build.logs.get(digest, "") + text)[-8000:]  # enough for TAIL lines
+        for line in text.splitlines() if show == "plain" else []:
             print(f"    {line}")
     if record.get("error"):
         build.error = record.get("message", "").strip().splitlines()[-1]
+
+
+def summary(lines: list[str]) -> str:
+    """One line saying why a step failed: its last error line (uv's `error:`, apt's `E:`) with the
+    deepest `cause:` uv gave for it; else its last line."""
+    errors = [i for i, line in enumerate(lines) if _ERROR.match(line)]
+    if not errors:
+        return lines[-1].strip() if lines else ""
+    last = errors[-1]
+    after = [line for line in lines[last + 1 :] if _CAUSE.match(line)]
+    before = []  # an error that ends the log comes after the causes it sums up
+    for line in reversed(lines[:last]):
+        if not _CAUSE.match(line):
+            break
+        before.insert(0, line)
+    said = lines[last].removeprefix("error: ").strip()
+    causes = after or before
+    return f"{said}: {_CAUSE.sub('', causes[-1]).strip()}" if causes else said
 
 
 def command(

@@ -23,6 +23,7 @@ FIXES = {  # what to do when the check of this name fails
     **dict.fromkeys(("engine NVIDIA runtime", "GPU visible", "libcuda loads"), RUNTIME_FIX),
     "libcudnn loads": "build on a cudnn-runtime nvidia/cuda image (CUDA_IMAGE in .env)",
     "torch sees the device": "install a torch wheel built for CUDA (not +cpu) that the driver runs",
+    "torch is a CUDA build": "give the service torch: cuda (its `cuda` group, PyTorch's index)",
 }
 
 
@@ -101,6 +102,16 @@ def probe_checks(probe: dict[str, Any], has_cudnn: bool, service: str) -> list[C
     ]
 
 
+def torch_build(torch: dict[str, Any], cuda: tuple[int, int] | None, driver: str) -> Check:
+    """Whether the driver runs the CUDA that an image's torch was built for (torch.version.cuda,
+    its own CUDA libraries: the base image's CUDA does not count for it)."""
+    built = cuda_version(torch.get("cuda"))
+    if not built:
+        return _check("torch is a CUDA build", False, f"torch {torch['version']} is a CPU build")
+    check = coverage(cuda, built, driver)
+    return check._replace(name=f"torch {torch['version']}: {check.name}")
+
+
 def run_nvidia_smi() -> str:
     """`nvidia-smi -q -x` output; NoGpu when the binary is missing or fails."""
     try:
@@ -117,8 +128,11 @@ def run_nvidia_smi() -> str:
     return out.stdout
 
 
-def _probe_image(client: Any, service: str, image: str, has_cudnn: bool) -> list[Check]:
-    """Rows for one GPU image: not built, its probe failed, or what the probe saw."""
+def _probe_image(
+    client: Any, service: str, image: str, has_cudnn: bool, driver: tuple[Any, str] = (None, "")
+) -> list[Check]:
+    """Rows for one GPU image: not built, its probe failed, or what the probe saw; torch's CUDA
+    build against the host's `driver` (the newest CUDA it runs, and its version)."""
     import docker
 
     gpus = docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
@@ -138,7 +152,12 @@ def _probe_image(client: Any, service: str, image: str, has_cudnn: bool) -> list
     except (ValueError, IndexError):
         said = "python -m shared.gpu printed no JSON"
     else:
-        return [Check(f"{service}: image", "PASS", image), *probe_checks(probe, has_cudnn, service)]
+        rows = [Check(f"{service}: image", "PASS", image), *probe_checks(probe, has_cudnn, service)]
+        torch = probe.get("torch") or {}
+        if "cuda" in torch:  # an image built before the probe said torch's CUDA lacks the key
+            check = torch_build(torch, *driver)
+            rows.append(check._replace(name=f"{service}: {check.name}"))
+        return rows
     fix = f"docker run --rm --gpus all --entrypoint python {image} -m shared.gpu"
     return [Check(f"{service}: probe", "FAIL", said, fix)]
 
@@ -176,7 +195,8 @@ def run_cuda_check(
     else:
         checks.append(engine_check(info))
         for service, image in gpu_images.items():
-            checks += _probe_image(client, service, image, "cudnn" in base_images.get(service, ""))
+            cudnn = "cudnn" in base_images.get(service, "")
+            checks += _probe_image(client, service, image, cudnn, (cuda, driver))
     failed = [f"  - {c.name}: {c.fix}" for c in checks if c.status == "FAIL"]
     report = table(("check", "status", "detail"), [c[:3] for c in checks], "lll")
     out("\n".join([report, *(["", "fixes:", *failed] if failed else [])]))

@@ -39,15 +39,32 @@ _RULES = {
     "PRUNE_UNTIL": "duration",
 }
 _ALWAYS = {"IMAGE_PREFIX": "repository", "TAG": "tag"}
-CHECKED = (*_CHOICES, *_RULES, *_ALWAYS, "BIND_HOST", "CA_BUNDLE", "NETRC_FILE")
+CHECKED = (*_CHOICES, *_RULES, *_ALWAYS, "UV_INDEX", "BIND_HOST", "CA_BUNDLE", "NETRC_FILE")
 
 
 class HostError(RuntimeError):
     """The host cannot do what was asked; the message says why and what to do."""
 
 
+def _index_problem(value: str) -> str:
+    """Why UV_INDEX (uv's syntax: name=url entries separated by single spaces) is refused, or ""."""
+    for entry in value.split(" "):
+        name, _, url = entry.partition("=")
+        if problem(name, "index_name") or not url:
+            return (
+                "must be name=url entries separated by spaces, naming indexes of pyproject.toml "
+                "(letters, digits, . _ -), e.g. pytorch-cuda=https://mirror.example.com/cu130; "
+                f"not {entry[:40]!r}"
+            )
+        if problem(url, "url"):
+            return f"{name}: {problem(url, 'url')}"
+    return ""
+
+
 def _problem(key: str, value: str) -> str:
     """Why a setting's value is refused, or ""."""
+    if key == "UV_INDEX" and value:  # the one setting whose syntax has spaces: single ones
+        return problem(value.replace(" ", ""), "chars") or _index_problem(value)
     why = problem(value, "chars")
     if why or (key in _CHOICES and value.lower() not in _CHOICES[key]):
         return why or "must be one of " + ", ".join(c for c in _CHOICES[key] if c)

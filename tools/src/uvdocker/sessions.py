@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from uvdocker.host import (
 BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, dive, syft
 DEV = ("compose.yaml", "compose.dev.yaml")
 WATCH = ("compose.yaml", "compose.watch.yaml")
+MIRRORS = ("UV_INDEX", "UV_DEFAULT_INDEX")  # .env's index mirrors, for image builds only
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 for _logger in ("urllib3", "docker"):  # the Docker SDK's chatter
     logging.getLogger(_logger).setLevel(logging.WARNING)
@@ -96,6 +98,17 @@ def services_option(session: Any, name: str) -> argparse.Namespace:
     return parser.parse(session)
 
 
+def why_failed(result: buildkit.Build, show: str) -> str:
+    """Where and why a build failed, for its one-line error: the failed step's own error line
+    (uv's, apt's), its last log lines printed above it; else BuildKit's reason."""
+    step, lines = result.failure()
+    if not lines:
+        return f": {result.error}"
+    if show != "plain":  # plain progress printed them already
+        print("\n".join(f"    {line}" for line in lines), file=sys.stderr)
+    return f" at {step}: {buildkit.summary(lines)}"
+
+
 class Repo:
     """A generated repo, at `root` (where its noxfile.py is)."""
 
@@ -146,25 +159,53 @@ class Repo:
             )
         return names or known
 
+    def pyprojects(self) -> list[Path]:
+        """The workspace's pyproject.toml files: the root's, the shared package's, each
+        service's."""
+        members = [self.root / "shared/pyproject.toml"]
+        members += sorted(self.root.glob("services/*/pyproject.toml"))
+        return [self.root / "pyproject.toml", *members]
+
     def check_lock(self, session: Any) -> None:
         """Refuse a uv.lock that no longer matches the pyproject.toml files (checked once a
         change)."""
-        members = [self.root / "shared/pyproject.toml"]
-        members += sorted(self.root.glob("services/*/pyproject.toml"))
-        files = [self.root / "uv.lock", self.root / "pyproject.toml", *members]
+        files = [self.root / "uv.lock", *self.pyprojects()]
         digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.is_file()))
         memo = self.root / ".nox" / "uv-lock-checked"
         if memo.is_file() and memo.read_text() == digest.hexdigest():
             return
         cmd = [str(BIN / "uv"), "lock", "--check", "--offline", "--quiet"]
-        out = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, check=False)
+        # The committed files alone: .env's mirrors are for image builds, and uv would compare
+        # the lock with the mirrors' URLs instead.
+        env = {key: value for key, value in os.environ.items() if key not in MIRRORS}
+        out = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
         if out.returncode:
             reason = (out.stderr.strip().splitlines() or ["uv failed"])[0].removeprefix("error: ")
+            unset = " with UV_INDEX and UV_DEFAULT_INDEX unset" if env != dict(os.environ) else ""
             session.error(
-                f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock"
+                f"uv.lock does not match the pyproject.toml files ({reason}): run uv lock{unset}"
             )
         memo.parent.mkdir(exist_ok=True)
         memo.write_text(digest.hexdigest())
+
+    def check_mirrors(self, session: Any) -> None:
+        """Refuse a UV_INDEX entry whose name no [[tool.uv.index]] of the workspace declares."""
+        declared = {
+            index.get("name")
+            for path in self.pyprojects()
+            if path.is_file()
+            for index in tomllib.loads(path.read_text())
+            .get("tool", {})
+            .get("uv", {})
+            .get("index", [])
+        }
+        named = [entry.partition("=")[0] for entry in os.environ.get("UV_INDEX", "").split()]
+        unknown = [name for name in named if name not in declared]
+        if unknown:
+            session.error(
+                f"UV_INDEX names {', '.join(unknown)}, which no pyproject.toml declares "
+                f"(declared: {', '.join(sorted(filter(None, declared))) or 'none'}): fix .env"
+            )
 
     def require_image(self, session: Any, client: Any, service: str, image: str) -> None:
         """Stop with a clear message when a service's image has not been built yet."""
@@ -212,6 +253,7 @@ class Repo:
         names, flags = args.services, args.flags
         query = ask_builder() if host.buildx else None  # answered while the build starts
         self.check_lock(session)
+        self.check_mirrors(session)
         files = self.registry_cache(session, host, cache_to)
         note = f"; registry cache {'read and written' if cache_to else 'read'}" if files else ""
         cmd = buildkit.command(host, names, flags, args.platform, files, push)
@@ -228,7 +270,7 @@ class Repo:
             self.client(session)  # an engine that cannot be reached is said as such
             self.services(session, host, names)  # and a service compose.yaml lacks
             what = ", ".join(names) or "every service"
-            session.error(f"build of {what} failed: {result.error}")
+            session.error(f"build of {what} failed{why_failed(result, show)}")
         labelled = sorted({service for step in result.steps.values() for service in step.services})
         print(report.build_table(result, names or labelled or sorted(self.images(session, host))))
 

@@ -46,14 +46,20 @@ def _nvidia_smi_gpus() -> int | None:
 
 
 def _torch() -> dict[str, Any] | None:
-    """torch's version and whether it sees a CUDA device; None when torch is not installed."""
+    """torch's version, the CUDA it was built for (None: a CPU build) and whether it sees a CUDA
+    device; None when torch is not installed."""
     try:
         import torch
     except ImportError:
         return None
     available = bool(torch.cuda.is_available())
     device = torch.cuda.get_device_name(0) if available else None
-    return {"version": str(torch.__version__), "cuda_available": available, "device": device}
+    return {
+        "version": str(torch.__version__),
+        "cuda": torch.version.cuda,
+        "cuda_available": available,
+        "device": device,
+    }
 
 
 def probe() -> dict[str, Any]:
