@@ -419,6 +419,32 @@ def test_a_stored_answer_the_new_version_refuses_stops_the_update(versions, tmp_
     assert not (repo / "services/json").exists()
 
 
+def test_template_update_runs_only_the_template_the_repo_was_made_from(later, tmp_path):
+    """A replayed answers file naming another template (a branch edited `_src_path`): the update
+    stops in one line and runs nothing of it; confirmed with --template-source, it runs, and
+    pyproject.toml follows the new address."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    other = tmp_path / "other" / "copier-uv-docker"
+    run(["git", "clone", "--quiet", str(later.src), str(other)], cwd=tmp_path)
+    marker = tmp_path / "the-other-templates-task-ran"
+    edit(other / "copier.yml", "_tasks:\n", f"_tasks:\n  - command: [touch, {marker}]\n")
+    commit_all(other, "A task of its own")
+    git(other, "tag", "--force", later.newest)
+    edit(repo / ".copier-answers.yml", f"_src_path: {later.src}", f"_src_path: {other}")
+    commit_all(repo, "A branch points the answers elsewhere")
+    out = nox(repo, "-s", "template_update", check=False)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
+    assert f"names the template {other}, but the tooling in pyproject.toml comes from " in line
+    assert f"rerun with -- --template-source {other} (nothing was run)" in line
+    assert not marker.exists()
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+    out = nox(repo, "-s", "template_update", "--", "--template-source", str(other))
+    assert f"Template: {other}" in out.stdout and marker.exists()
+    assert f'git = "file://{other}"' in (repo / "pyproject.toml").read_text()
+
+
 def test_template_update_checks_the_stored_answers(later, tmp_path):
     """From 0.3.0 on, template_update gives Copier the stored answers to validate."""
     repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
@@ -624,13 +650,14 @@ def test_changelog_sections_between_two_versions(tmp_path):
 
 
 def test_update_command_passes_arguments_on():
-    cmd = template_update.update_command("py", ["-d", "services=[]"])
+    cmd = template_update.update_command("py", ["-d", "services=[]"], "/tmp/answers.yml")
     assert cmd == [
-        *("py", "-m", "copier", "update", "--trust", "--data-file", ".copier-answers.yml"),
+        *("py", "-m", "copier", "update", "--trust", "--data-file", "/tmp/answers.yml"),
         *("--defaults", "--conflict", "inline", "-d", "services=[]"),
     ]
-    assert template_update.update_command("py", ["--conflict", "rej"])[-2:] == ["--conflict", "rej"]
-    assert "inline" not in template_update.update_command("py", ["--conflict=rej"])
+    rej = template_update.update_command("py", ["--conflict", "rej"], "a.yml")
+    assert rej[-2:] == ["--conflict", "rej"]
+    assert "inline" not in template_update.update_command("py", ["--conflict=rej"], "a.yml")
 
 
 def test_report_finds_markers_rejects_deletions_and_a_stale_lock(tmp_path):
