@@ -269,6 +269,8 @@ ENV_REFUSED = {
     "quote-then-text": ("TAG='v1'x", "is not KEY=VALUE"),
     "unterminated-quote": ('TAG="v1\nIMAGE_PREFIX=x', "is not KEY=VALUE"),
     "no-key": ("=v1", "is not KEY=VALUE"),
+    "key-with-an-escape-sequence": ("TAG\x1b[2J=v1", "is not a name (letters, digits and _)"),
+    "key-with-a-dash": ("IMAGE-PREFIX=x", "'IMAGE-PREFIX' is not a name"),
     "key-without-value": ("TAG", "TAG has no =VALUE"),
     "key-twice": ("TAG=v1\nTAG=v2", ".env line 3: TAG is set twice (line 2 too)"),
     # Ports: ASCII digits only, 1 to 65535, and every conversion error in one line.

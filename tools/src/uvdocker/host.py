@@ -131,6 +131,8 @@ def read_env(path: Path, known: list[str]) -> tuple[dict[str, str], list[str]]:
         key = binding.key
         if key is None:
             continue  # a comment or a blank line
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise HostError(f"{where}: {key[:40]!r} is not a name (letters, digits and _)")
         if binding.value is None:
             raise HostError(f"{where}: {key} has no =VALUE: write {key}= for its default")
         if key in lines:
