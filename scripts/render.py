@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,11 +115,14 @@ def render(
 
 
 def write_env(repo: Path, ca_bundle: Path | None, **extra: str) -> None:
-    """A rendered repo's .env: its .env.example with CA_BUNDLE set (when given) and `extra`."""
+    """A rendered repo's .env: its .env.example with CA_BUNDLE set (when given) and `extra`,
+    each in place of the line that sets it, if any (a key set twice is refused)."""
     text = (repo / ".env.example").read_text()
-    if ca_bundle:
-        text = text.replace("\nCA_BUNDLE=\n", f"\nCA_BUNDLE={ca_bundle}\n")
-    text += "".join(f"{key}={value}\n" for key, value in extra.items())
+    settings = {"CA_BUNDLE": str(ca_bundle)} if ca_bundle else {}
+    for key, value in {**settings, **extra}.items():
+        line = f"{key}={value}"
+        text, found = re.subn(rf"^{key}=.*$", lambda _, line=line: line, text, flags=re.M)
+        text += "" if found else f"{line}\n"
     (repo / ".env").write_text(text)
 
 

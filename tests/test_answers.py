@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import keyword
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from scripts.render import TEMPLATE, render
-from tests.conftest import compose_config, hadolint_passes
+from scripts.offline_images import ensure as ensure_base_images
+from scripts.render import OFFLINE_ANSWERS, TEMPLATE, render, write_env
+from tests.conftest import compose_config, hadolint_passes, nox
 from uvdocker import host, rules
 
 # What copier.yml allows for a service name (the validator holds the same pattern).
@@ -38,6 +41,21 @@ NO_CREDENTIALS = "must hold no credentials"
 HTTPS = "must be an https:// URL (http:// only on localhost)"
 INJECT = "RUN touch /INJECTED"
 TORCH = "must be none, cpu or cuda"
+YAML_WORD = "is a YAML word for true, false or null"
+TOKEN = "looks like a token"
+TEXT = "must be text on one line"
+
+
+def alias_bomb(depth: int = 9, width: int = 9) -> list:
+    """What YAML aliases make of a few hundred bytes (`a1: &a1 [*a0, *a0, ...]`, nine deep):
+    nested lists that share their items, billions of strings once turned into one."""
+    bomb: list = ["lol"]
+    for _ in range(depth):
+        bomb = [bomb] * width
+    return bomb
+
+
+BOMB = alias_bomb()
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
@@ -209,6 +227,120 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "project-name-trailing-backslash": ({"project_name": "Morgan \\"}, "end with a backslash"),
     "project-name-backslash-quote": ({"project_name": 'Morgan \\"Q"'}, "end with a backslash"),
     "uv-version-injection": ({"uv_version": f"0.13.9\n{INJECT}"}, "must look like 0.13.9"),
+    # Round two (issue 20). YAML's words for true, false and null: compose.yaml would read them
+    # as a boolean or null, not as a service or project name.
+    **{
+        f"name-yaml-{word}": (svc(word), f'service name "{word}" {YAML_WORD}')
+        for word in ("true", "false", "null", "yes", "no", "on", "off", "y", "n")
+    },
+    "slug-yaml-true": ({"project_slug": "true"}, f'project_slug "true" {YAML_WORD}'),
+    "slug-derived-yaml-null": ({"project_name": "Null"}, f'project_slug "null" {YAML_WORD}'),
+    # Names apt would read as an operator or a regular expression when no package has them.
+    "apt-trailing-minus-removes": (apt("curl-"), APT),
+    "apt-trailing-dot-regex": (apt("zlib1g."), APT),
+    "apt-trailing-plus-installs-the-rest": (apt("curl+"), APT),
+    "apt-dot-plus-regex": (apt("gcc.+"), APT),
+    "apt-minus-before-version": (apt("curl-=7.88.1-10"), APT),
+    "apt-trailing-dot-before-version": (apt("zlib1g.=1:1.2.13"), APT),
+    "apt-too-many": (apt(*[f"pkg{i}" for i in range(101)]), "a list of at most 100"),
+    # A token in the index URL's path, in any of its forms.
+    "index-token-16-chars": (
+        {"pypi_index_url": "https://dl.cloudsmith.io/1a2b3c4d5e6f7g8h/acme/python/simple/"},
+        TOKEN,
+    ),
+    "index-token-uppercase": (
+        {"pypi_index_url": "https://x.example.com/A1B2C3D4E5F6G7H8/simple"},
+        TOKEN,
+    ),
+    "index-token-inside-a-segment": (
+        {"pypi_index_url": "https://x.example.com/team-a1b2c3d4e5f6g7h8i9/simple"},
+        TOKEN,
+    ),
+    "index-token-uuid": (
+        {"pypi_index_url": "https://x.example.com/3f2b8c1e-9a4d-4e7b-8c2a-1d5e6f7a8b9c/simple"},
+        TOKEN,
+    ),
+    "index-token-jwt": (
+        {
+            "pypi_index_url": "https://x.example.com/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaSJ9.c2ln/simple"
+        },
+        TOKEN,
+    ),
+    "index-token-github-prefix": (
+        {"pypi_index_url": "https://x.example.com/ghp_abcdef/simple"},
+        TOKEN,
+    ),
+    "index-token-huggingface-prefix": (
+        {"pypi_index_url": "https://x.example.com/hf_abcdef/s"},
+        TOKEN,
+    ),
+    "index-token-percent-encoded": (
+        {"pypi_index_url": "https://x.example.com/%67lpat-abcdef/simple"},
+        "no percent-encoding",
+    ),
+    "index-percent-encoded-slash": (
+        {"pypi_index_url": "https://x.example.com/a%2Fb/simple"},
+        "no percent",
+    ),
+    # Ports past 65535 (or 0, or with a leading zero) wherever an answer holds one.
+    "registry-port-65536": ({"registry": "registry.example.com:65536/team"}, REGISTRY),
+    "registry-port-99999": ({"registry": "registry.example.com:99999/team"}, REGISTRY),
+    "registry-port-leading-zero": ({"registry": "registry.example.com:08080/team"}, REGISTRY),
+    "mirror-port-70000": ({"image_mirror": "harbor.example.com:70000/proxy/"}, MIRROR),
+    "index-port-99999": ({"pypi_index_url": "https://nexus.example.com:99999/simple"}, HTTPS),
+    "index-port-zero": ({"pypi_index_url": "https://nexus.example.com:0/simple"}, HTTPS),
+    "index-loopback-port-70000": ({"pypi_index_url": "http://127.0.0.1:70000/simple"}, HTTPS),
+    "syntax-port-99999": (
+        {"dockerfile_syntax": "r.example.com:99999/dockerfile:1"},
+        "image reference",
+    ),
+    # project_slug names the workspace's root package: not a member's or a locked package's name.
+    "slug-shared": ({"project_slug": "shared"}, 'project_slug "shared" is reserved'),
+    "slug-uvdocker": ({"project_slug": "uvdocker"}, 'project_slug "uvdocker" is reserved'),
+    "slug-keyword": ({"project_slug": "class"}, 'project_slug "class" is reserved'),
+    "slug-build-backend": ({"project_slug": "uv-build"}, 'project_slug "uv-build" is reserved'),
+    "slug-dependency": ({"project_slug": "nox"}, "is a package the workspace depends on"),
+    "slug-dependency-hyphenated": (
+        {"project_slug": "charset-normalizer"},
+        "is a package the workspace depends on",
+    ),
+    "slug-the-tooling": (
+        {"project_slug": "copier-uv-docker-tools"},
+        "is a package the workspace depends on",
+    ),
+    "slug-derived-dependency": ({"project_name": "Starlette"}, 'project_slug "starlette" is a'),
+    # Huge values and YAML alias bombs: refused without turning them into strings.
+    "services-too-many": (
+        {"services": [{"name": f"s{i}", "port": 1000 + i} for i in range(101)]},
+        "at most 100 services",
+    ),
+    "name-alias-bomb": (svc(BOMB), "service name #1 must be a lowercase"),
+    "apt-alias-bomb": (apt("curl", BOMB), "apt package #2 of service core"),
+    "services-alias-bomb": ({"services": BOMB}, "service #1 must be a mapping"),
+    "registry-huge": ({"registry": "registry.example.com/" + "a" * 300}, "at most 255 characters"),
+    "mirror-huge": ({"image_mirror": "harbor.example.com/" + "a/" * 150}, "at most 255 characters"),
+    "index-huge": ({"pypi_index_url": "https://x.example.com/" + "a/" * 150}, "at most 255"),
+    "syntax-huge": ({"dockerfile_syntax": "docker/" + "a" * 300}, "at most 255 characters"),
+    "platforms-huge": ({"platforms": ",".join(["linux/amd64"] * 30)}, "at most 255 characters"),
+    # Characters that show nothing, which the text rule promises to refuse.
+    "project-name-arabic-letter-mark": ({"project_name": "Mor\u061cgan"}, TEXT),
+    "project-name-tag-characters": ({"project_name": "Morgan\U000e0041\U000e007f"}, TEXT),
+    "project-name-soft-hyphen": ({"project_name": "Mor\u00adgan"}, TEXT),
+    "project-name-hangul-filler": ({"project_name": "Mor\u3164gan"}, TEXT),
+    "project-name-halfwidth-hangul-filler": ({"project_name": "Mor\uffa0gan"}, TEXT),
+    "project-name-mongolian-vowel-separator": ({"project_name": "Mor\u180egan"}, TEXT),
+    "project-name-combining-grapheme-joiner": ({"project_name": "Mor\u034fgan"}, TEXT),
+    "project-name-variation-selector-17": ({"project_name": "Morgan\U000e0100"}, TEXT),
+    "project-name-interlinear-annotation": ({"project_name": "Mor\ufff9gan\ufffb"}, TEXT),
+    "project-name-private-use": ({"project_name": "Morgan\ue000"}, TEXT),
+    "project-name-first-strong-isolate": ({"project_name": "Morgan\u2068X"}, TEXT),
+    # Surrogates (a data file's "\ud800"): refused in one line, never a UnicodeEncodeError.
+    "project-name-surrogate": ({"project_name": "Mor\ud800gan"}, TEXT),
+    "registry-surrogate": ({"registry": "registry.example.com/\udc00"}, CHARS),
+    "platforms-surrogate": ({"platforms": "linux/amd64,\ud800"}, CHARS),
+    "name-surrogate": (svc("c\ud800re"), IDENTIFIER),
+    "apt-surrogate": (apt("curl\ud800"), APT),
+    "cuda-surrogate": ({"cuda_version": "13.0.\ud800"}, "must look like 13.0.1"),
 }
 
 # Refusals worded as uvdocker.host words the same rule for the .env setting they become.
@@ -273,6 +405,33 @@ RENDERED_SAFE: dict[str, dict[str, Any]] = {
             {"name": "s" * 32, "port": 8000, "apt_packages": ["curl"]},
         ],
         "cuda_version": "12.6.3",
+    },
+    # Round two's controls: close to what is refused, and valid.
+    "apt-names-with-dots-and-plus": apt(
+        "libglib2.0-0", "libstdc++6", "python3.11-venv", "gir1.2-glib-2.0", "g++"
+    ),
+    "service-names-near-yaml-words": {
+        "services": [
+            {"name": "yes_api", "port": 8000},
+            {"name": "on_call", "port": 8001},
+            {"name": "nulls", "port": 8002},
+            {"name": "true2", "port": 8003},
+        ]
+    },
+    "slug-near-reserved-names": {"project_slug": "shared-services"},
+    "index-gitlab-project-path": {
+        "pypi_index_url": "https://gitlab.example.com/api/v4/projects/12345678/packages/pypi/simple"
+    },
+    "index-codeartifact": {
+        "pypi_index_url": (
+            "https://acme-111122223333.d.codeartifact.us-west-2.amazonaws.com/pypi/acme-pypi/simple/"
+        )
+    },
+    "registry-port-65535": {"registry": "registry.example.com:65535/team"},
+    "project-name-emoji-and-scripts": {
+        "project_name": "Morgan \u2764\ufe0f \u30e2\u30fc\u30ac\u30f3 "
+        "\u0645\u0631\u062d\u0628\u0627",
+        "project_slug": "morgan",
     },
 }
 # One service of each kind (gpu, has apt packages): what every rendered-safe Dockerfile is
@@ -401,9 +560,9 @@ def test_stdlib_names_are_refused(validator_lists):
             found[(3, minor)] = set(out.stdout.split())
     names = {n for names in found.values() for n in names if SERVICE_NAME.match(n)}
     listed = set(validator_lists["stdlib_module_names"])
-    assert not names - listed, f"add to copier.yml: {sorted(names - listed)}"
+    assert not names - listed, f"add to rules.yml (names): {sorted(names - listed)}"
     if len(found) == 3:
-        assert not listed - names, f"remove from copier.yml: {sorted(listed - names)}"
+        assert not listed - names, f"remove from rules.yml (names): {sorted(listed - names)}"
 
 
 def test_keywords_are_reserved(validator_lists):
@@ -417,7 +576,7 @@ def test_workspace_dependencies_match_a_rendered_lock(baseline, validator_lists)
     locked = {p["name"] for p in lock["package"]} - members
     listed = set(validator_lists["workspace_dependencies"])
     assert locked == listed, (
-        f"copier.yml's workspace_dependencies drifted from uv.lock: add {sorted(locked - listed)}"
+        f"rules.yml's workspace_dependencies drifted from uv.lock: add {sorted(locked - listed)}"
         f", remove {sorted(listed - locked)}"
     )
 
@@ -438,15 +597,17 @@ def test_import_names_of_locked_packages_are_refused(baseline, validator_lists):
     )
     deps = set(validator_lists["workspace_dependencies"])
     unrefused = {m for m in modules if m not in refused and m.replace("_", "-") not in deps}
-    assert not unrefused, f"add to reserved_service_names in copier.yml: {sorted(unrefused)}"
+    assert not unrefused, f"add to reserved_service_names in rules.yml: {sorted(unrefused)}"
 
 
 @pytest.fixture(scope="module")
 def validator_lists() -> dict[str, list[str]]:
-    """The name lists the services validator sets (`{%- set NAME = "..." .split() -%}`)."""
-    validator = yaml.safe_load((TEMPLATE / "copier.yml").read_text())["services"]["validator"]
-    lists = dict(re.findall(r'set (\w+) = "([^"]*)"\.split\(\)', validator))
+    """The name lists rules.yml holds (`names`), which the services and project_slug
+    validators read; each is a string of names, split in the validator."""
+    lists = rules.loaded()["names"]
     assert set(lists) == {"stdlib_module_names", "workspace_dependencies", "reserved_service_names"}
+    validator = yaml.safe_load((TEMPLATE / "copier.yml").read_text())["services"]["validator"]
+    assert all(f"loaded.names.{name}.split()" in validator for name in lists)
     return {name: names.split() for name, names in lists.items()}
 
 
@@ -545,16 +706,52 @@ def test_compose_config_has_only_the_default_keys(safe, baseline):
 
 
 def test_env_example_passes_the_host_checks(safe):
-    """Every value .env.example writes or suggests is one uvdocker.host accepts."""
+    """Every key .env.example writes or suggests is one uvdocker.host knows (a setting of
+    rules.yml, or a service's port), every value one it accepts, and a copy of it loads with
+    no warning."""
     repo, _ = safe
     text = (repo / ".env.example").read_text()
     # Set values whole; suggested ones (commented out) where a line holds just KEY=value.
     settings = re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", text, re.MULTILINE)
     settings += re.findall(r"^# ([A-Z][A-Z0-9_]*)=(\S*)$", text, re.MULTILINE)
     assert {"IMAGE_PREFIX", "UV_IMAGE", "UV_DEFAULT_INDEX"} <= {key for key, _ in settings}
+    known = {*host.CHECKED, *host.service_ports(repo)}
     for key, value in settings:
-        if key in host.CHECKED or key.endswith("_PORT"):
-            assert not host._problem(key, value), (key, value)
+        assert key in known, key
+        assert not host._problem(key, value), (key, value)
+    gpu_only = {"CUDA_IMAGE", "UV_PYTHON_INSTALL_MIRROR"}  # documented with a GPU service
+    assert set(host.CHECKED) - gpu_only <= {key for key, _ in settings}  # each one documented
+    shutil.copy(repo / ".env.example", repo / ".env")
+    saved = dict(os.environ)
+    try:
+        assert host.load_settings(repo) == []
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        (repo / ".env").unlink()
+
+
+@pytest.mark.docker
+def test_unusual_but_valid_answers_build(engine, ca_bundle, tmp_path):
+    """A sample of the controls builds with nox -s build: apt names with dots and ++ installed as
+    themselves, a service named like a YAML word but not one, a slug near a reserved name."""
+    slug = f"shared-{uuid.uuid4().hex[:6]}"
+    packages = ["libglib2.0-0", "libstdc++6"]
+    service = {"name": "yes_api", "port": 8000, "apt_packages": packages}
+    repo = render(
+        tmp_path / "repo", {**OFFLINE_ANSWERS, "project_slug": slug, "services": [service]}
+    )
+    write_env(repo, ca_bundle[0])
+    ensure_base_images(repo)
+    image = f"{slug}/yes_api:latest"
+    try:
+        nox(repo, "-s", "build")
+        query = ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages]
+        out = engine.containers.run(image, query, remove=True).decode()
+        assert out.splitlines() == [f"{name} installed" for name in packages]
+    finally:
+        for found in engine.images.list(name=f"{slug}/*"):
+            engine.images.remove(found.id, force=True)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from scripts import offline_images, sample, second_engine
 from scripts.local_registry import free_port
 from scripts.render import OFFLINE_ANSWERS, render, write_env
 from tests.conftest import run
-from tests.test_ci import BAKE_VARIABLES, WORKFLOW, bake_json
+from tests.test_ci import BAKE_VARIABLES, PROTECTED, SECRETISH, WORKFLOW, bake_json, branch_slug
 from tests.test_engines import nox_env, steps
 from uvdocker import build
 
@@ -199,9 +199,12 @@ def test_ci_bakes_on_a_docker_container_builder_then_from_the_registry_cache(
     engine, buildx, registry, ca_bundle, buildkit_release, tmp_path, ci
 ):
     """CI's builder and bake, as rendered, with BUILDKIT_IMAGE pointing at the stand-in: a push
-    to the default branch pushes each image and its <image>:buildcache; a branch push, on a
-    fresh builder, finds every step (deps included) CACHED from the default branch's cache and
-    writes its own. The builder is gone after each job."""
+    to the (protected) default branch pushes each image and its <image>:buildcache; a branch
+    push, on a fresh builder, finds every step (deps included) CACHED from the default branch's
+    cache and writes only its own: on GitHub under BRANCH_CACHE_PREFIX, a repository of its own,
+    on GitLab beside the image. On GitLab a CI/CD variable that is a build arg compose.yaml takes
+    (UV_DEFAULT_INDEX, an index nothing answers) never reaches the build or its provenance,
+    as BAKE_ENV does not name it. The builder is gone after each job."""
     answers = {"ci": ci, "registry": f"{registry.host}/{ci}"}
     repo = mirrored_repo(tmp_path / "morgan", registry.host, engine, buildkit_release, answers)
     config = docker_config(tmp_path / "docker-config", registry.host)
@@ -210,12 +213,15 @@ def test_ci_bakes_on_a_docker_container_builder_then_from_the_registry_cache(
     netrc.write_text("machine example.invalid login team password not-a-secret\n")
     temp = tmp_path / "runner-temp"
     temp.mkdir()
+    branches = f"{registry.host}/{ci}-branches/morgan" if ci == "github" else ""
+    marker = f"https://provenance-marker-{uuid.uuid4().hex[:8]}.invalid/simple"
 
     def job(branch: str) -> CIRun:
         default = branch == "main"
         if ci == "github":
             values = {"BRANCH": branch, "DEFAULT_BRANCH": "main", "CACHE_WRITE": "true"}
             values |= {"TAG": "latest", "PUBLISH": str(default).lower()}
+            values |= {"BRANCH_CACHE_PREFIX": branches, "BRANCH_LOGIN": "false"}
             # The repository variables: the stand-in, and the host's network, where the
             # registry listens on 127.0.0.1.
             values |= {"BUILDKIT_IMAGE": image, "BUILDKIT_NETWORK": "host"}
@@ -223,10 +229,13 @@ def test_ci_bakes_on_a_docker_container_builder_then_from_the_registry_cache(
             # would not fit in a secret, 48 KB at most). GitLab's job gets one as a File.
             secrets = {"CA_BUNDLE": "", "NETRC": netrc.read_text()}
             return github_job(repo, config, temp, values, secrets)
-        rule = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" if default else "$CI_COMMIT_BRANCH"
+        rule = f"$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH && {PROTECTED}"
+        rule = rule if default else "$CI_COMMIT_BRANCH"
         predefined = {"CI_JOB_ID": str(uuid.uuid4().int % 10**9), "CI_DEFAULT_BRANCH": "main"}
         predefined |= {"CI_COMMIT_BRANCH": branch, "CI_PIPELINE_SOURCE": "push"}
+        predefined |= {"CI_COMMIT_REF_PROTECTED": str(default).lower()}
         project = {"BUILDKIT_IMAGE": image, "BUILDKIT_NETWORK": "host"}
+        project |= {"UV_DEFAULT_INDEX": marker}  # a group's CI/CD variable, say
         project |= {"CA_BUNDLE": str(ca_bundle[0]), "NETRC_FILE": str(netrc)}  # File variables
         return gitlab_job(repo, config, rule, predefined, project)
 
@@ -235,22 +244,34 @@ def test_ci_bakes_on_a_docker_container_builder_then_from_the_registry_cache(
     prefix = f"{ci}/morgan"
     for name in SERVICES:
         assert registry.get(f"/v2/{prefix}/{name}/tags/list")["tags"] == ["buildcache", "latest"]
+        inspect = ["imagetools", "inspect", "--format", "{{json .Provenance}}"]
+        out = buildx_run(repo, {}, *inspect, f"{registry.host}/{prefix}/{name}:latest")
+        args = json.loads(out.stdout)["SLSA"]["invocation"]["parameters"].get("args", {})
+        assert "UV_DEFAULT_INDEX" not in args and marker not in out.stdout, args
+        assert not [arg for arg in args if SECRETISH.search(arg)], args
     assert not engine.containers.list(all=True, filters={"name": first.builder})  # removed
 
     branch = "feature/ci-cache"
     second = job(branch)
     assert second.builder != first.builder and second.version == "v0.26.3"
     cached = {}
+    own = f"buildcache-{branch_slug(branch)}"
     for name in SERVICES:
-        imported = f"importing cache manifest from {registry.host}/{prefix}/{name}:"
-        assert second.vertexes[imported + "buildcache"] == ""
-        assert "not found" in second.vertexes[imported + "buildcache-feature-ci-cache"]
+        imported = "importing cache manifest from "
+        own_ref = f"{branches or f'{registry.host}/{prefix}'}/{name}:{own}"
+        assert second.vertexes[f"{imported}{registry.host}/{prefix}/{name}:buildcache"] == ""
+        assert "not found" in second.vertexes[imported + own_ref]
         built = second.builds[name].of(name)
         deps = [step for step in built if step.stage == "deps"]
         assert deps and all(step.cached for step in deps), (name, deps)
         assert built and all(step.cached for step in built), (name, built)
         tags = registry.get(f"/v2/{prefix}/{name}/tags/list")["tags"]
-        assert sorted(tags) == ["buildcache", "buildcache-feature-ci-cache", "latest"]
+        if branches:  # the branch's cache is in its own repository; the image's is untouched
+            assert sorted(tags) == ["buildcache", "latest"]
+            own_repo = f"{ci}-branches/morgan/{name}"
+            assert registry.get(f"/v2/{own_repo}/tags/list")["tags"] == [own]
+        else:
+            assert sorted(tags) == ["buildcache", own, "latest"]
         cached[name] = len(built)
     assert not engine.containers.list(all=True, filters={"name": second.builder})
     ran = {name: sum(not s.cached for s in b.of(name)) for name, b in first.builds.items()}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from uvdocker import build, host, report
+from uvdocker import build, host, report, rules
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildkit"
 SERVICES = ["core", "llm", "stt", "tts"]
@@ -209,21 +209,150 @@ BAD = {
 }
 
 
+# The answers that make CORE_PORT and LLM_PORT keys of .env (a worker, with no port, makes none).
+ANSWERS = "services:\n- {name: core, port: 8000}\n- {name: llm, port: 8001}\n- {name: worker}\n"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A folder with the answers file of a repo with services core, llm and worker."""
+    (tmp_path / ".copier-answers.yml").write_text(ANSWERS)
+    return tmp_path
+
+
 @pytest.mark.parametrize(("key", "value"), [(k, v) for k, values in GOOD.items() for v in values])
-def test_settings_accepted(tmp_path, monkeypatch, key, value):
-    (tmp_path / ".env").write_text(f"{key}={value}\n")
+def test_settings_accepted(repo, monkeypatch, key, value):
+    (repo / ".env").write_text(f"{key}={value}\n")
     monkeypatch.delenv(key, raising=False)
-    host.load_settings(tmp_path)
+    assert host.load_settings(repo) == []
     assert os.environ[key] == value
 
 
 @pytest.mark.parametrize(("key", "value"), [(k, v) for k, values in BAD.items() for v in values])
-def test_settings_refused_in_one_line(tmp_path, monkeypatch, key, value):
+def test_settings_refused_in_one_line(repo, monkeypatch, key, value):
     monkeypatch.setenv(key, value)  # from the shell: checked all the same
-    (tmp_path / ".env").write_text("CORE_PORT=8000\n")
+    (repo / ".env").write_text("CORE_PORT=8000\n")
     with pytest.raises(host.HostError) as refused:
-        host.load_settings(tmp_path)
+        host.load_settings(repo)
     assert str(refused.value).startswith(f"{key}=") and len(str(refused.value).splitlines()) == 1
+
+
+# .env as a hostile or careless file: id -> (its text, a part of the one-line refusal). Nothing
+# in it reaches the environment: not the key refused, not the keys before it.
+ENV_REFUSED = {
+    # Never from .env: the engine, Compose, buildx, the dynamic linker, Python.
+    "docker-host": ("DOCKER_HOST=tcp://other-host:2375", "DOCKER_HOST is never taken from .env"),
+    "docker-config": ("DOCKER_CONFIG=./somewhere", "DOCKER_CONFIG is never taken from .env"),
+    "docker-context": ("DOCKER_CONTEXT=gpu-box", "the docker CLI's own setting"),
+    "docker-tls-verify-off": ("DOCKER_TLS_VERIFY=", "DOCKER_TLS_VERIFY is never taken"),
+    "compose-file": ("COMPOSE_FILE=compose.yaml:extra.yaml", "Compose's own setting"),
+    "compose-project-name": ("COMPOSE_PROJECT_NAME=other", "COMPOSE_PROJECT_NAME is never"),
+    "compose-profiles": ("COMPOSE_PROFILES=evil", "COMPOSE_PROFILES is never taken"),
+    "buildx-builder": ("BUILDX_BUILDER=somebody-elses", "buildx's own setting"),
+    "buildx-config": ("BUILDX_CONFIG=./buildx", "BUILDX_CONFIG is never taken"),
+    "buildx-entitlements": ("BUILDX_BAKE_ENTITLEMENTS_FS=0", "BUILDX_BAKE_ENTITLEMENTS_FS is"),
+    "ld-preload": ("LD_PRELOAD=/tmp/evil.so", "the dynamic linker's"),
+    "ld-library-path": ("LD_LIBRARY_PATH=.", "LD_LIBRARY_PATH is never taken"),
+    "pythonpath": ("PYTHONPATH=.", "Python's own"),
+    "pythonhome": ("PYTHONHOME=/tmp", "PYTHONHOME is never taken"),
+    "pythonstartup": ("PYTHONSTARTUP=evil.py", "PYTHONSTARTUP is never taken"),
+    "python-safepath-off": ("PYTHON_GIL=0", "PYTHON_GIL is never taken"),
+    # Keys .env held before.
+    "compose-bake-renamed": ("COMPOSE_BAKE=false", "write BUILD_WITH=bake (for true) or"),
+    "docker-buildkit-renamed": ("DOCKER_BUILDKIT=1", "remove it (every build uses BuildKit)"),
+    # No interpolation: ${...} stays as written, and is refused.
+    "interpolated-secret": ("TAG=${SECRET_TOKEN}", "TAG='${SECRET_TOKEN}' (in .env or the shell)"),
+    "interpolated-default": ("IMAGE_PREFIX=${X:-evil}", "IMAGE_PREFIX='${X:-evil}'"),
+    "interpolated-command": ("UV_DEFAULT_INDEX=$(id)", "must not hold spaces, quotes, $"),
+    # Lines python-dotenv cannot parse, which Compose and bake would read: refused, not skipped.
+    "yaml-style-colon": ("TAG: v1", ".env line 2 ('TAG: v1') is not KEY=VALUE"),
+    "quote-then-text": ("TAG='v1'x", "is not KEY=VALUE"),
+    "unterminated-quote": ('TAG="v1\nIMAGE_PREFIX=x', "is not KEY=VALUE"),
+    "no-key": ("=v1", "is not KEY=VALUE"),
+    "key-with-an-escape-sequence": ("TAG\x1b[2J=v1", "is not a name (letters, digits and _)"),
+    "key-with-a-dash": ("IMAGE-PREFIX=x", "'IMAGE-PREFIX' is not a name"),
+    "key-without-value": ("TAG", "TAG has no =VALUE"),
+    "key-twice": ("TAG=v1\nTAG=v2", ".env line 3: TAG is set twice (line 2 too)"),
+    # Ports: ASCII digits only, 1 to 65535, and every conversion error in one line.
+    "port-fullwidth-digits": (
+        "CORE_PORT=\uff18\uff10\uff10\uff10",
+        "CORE_PORT='\uff18\uff10\uff10\uff10'",
+    ),
+    "port-superscript": ("CORE_PORT=\u00b2", "must be a port number from 1 to 65535"),
+    "port-arabic-indic": ("LLM_PORT=\u0668\u0660\u0660\u0661", "must be a port number from 1"),
+    "port-leading-zero": ("CORE_PORT=08000", "must be a port number from 1 to 65535"),
+    "port-too-big": ("CORE_PORT=99999999999999999999", "must be a port number from 1"),
+    "size-kelvin-sign": ("PRUNE_KEEP_STORAGE=5\u212aB", "must be a size such as 5GB"),
+    "duration-overflow": ("PRUNE_UNTIL=99999999999h", "must be a duration such as 72h"),
+    "bind-host-scope": ("BIND_HOST=fe80::1%eth0", "without a %scope"),
+    "bind-host-arabic-digits": ("BIND_HOST=\u0661\u0662\u0667.0.0.1", "must be an IP address"),
+    "not-utf-8": ("UV_DEFAULT_INDEX=https://x.example.com/\udc80", ".env cannot be read ('utf-8'"),
+    # A key spelt like a setting that changes what is built or published.
+    "typo-image-prefix": ("IMAGE_PREFX=registry.example.com/team", "did you mean IMAGE_PREFIX?"),
+    "typo-lowercase-tag": ("tag=v1", "did you mean TAG?"),
+    "typo-uv-index-url": ("UV_INDEX_URL=https://x.example.com/s", "did you mean UV_INDEX?"),
+    "typo-registry-cache": ("REGISTRY_CACHES=off", "did you mean REGISTRY_CACHE?"),
+    "typo-netrc": ("NETRC_FILES=/etc/netrc", "did you mean NETRC_FILE?"),
+}
+
+
+@pytest.mark.parametrize(("text", "said"), ENV_REFUSED.values(), ids=list(ENV_REFUSED))
+def test_env_keys_and_lines_refused_in_one_line(repo, monkeypatch, text, said):
+    for key in ("TAG", "IMAGE_PREFIX", "CORE_PORT", "LLM_PORT", "BIND_HOST", "UV_DEFAULT_INDEX"):
+        monkeypatch.delenv(key, raising=False)
+    before = dict(os.environ)
+    (repo / ".env").write_text(
+        f"BUILDKIT_PROGRESS=plain\n{text}\n", encoding="utf-8", errors="surrogatepass"
+    )
+    with pytest.raises(host.HostError) as refused:
+        host.load_settings(repo)
+    assert said in str(refused.value) and len(str(refused.value).splitlines()) == 1
+    if str(refused.value).startswith(".env"):  # refused before anything was taken from .env
+        assert dict(os.environ) == before
+
+
+# Keys no setting uses and none spelt like one that builds: a warning naming the closest, and
+# the key is not taken.
+ENV_WARNED = {
+    "typo-prune": ("PRUNE_UNTL=1h", "PRUNE_UNTL", "did you mean PRUNE_UNTIL?"),
+    "typo-progress": (
+        "BUILDKIT_PROGESS=plain",
+        "BUILDKIT_PROGESS",
+        "did you mean BUILDKIT_PROGRESS?",
+    ),
+    "worker-has-no-port": ("WORKER_PORT=9000", "WORKER_PORT", "did you mean"),
+    "a-service-setting": ("OPENAI_API_KEY=sk-x", "OPENAI_API_KEY", "(.env.example lists them)"),
+    "a-proxy": ("HTTPS_PROXY=http://proxy.example.com:3128", "HTTPS_PROXY", "ignore it"),
+}
+
+
+@pytest.mark.parametrize(("text", "key", "said"), ENV_WARNED.values(), ids=list(ENV_WARNED))
+def test_env_unknown_keys_warned_and_not_taken(repo, monkeypatch, text, key, said):
+    monkeypatch.delenv(key, raising=False)
+    (repo / ".env").write_text(f"CORE_PORT=8001\n{text}\n")
+    (warning,) = host.load_settings(repo)
+    assert warning.startswith(f".env line 2: {key} is not a setting") and said in warning
+    assert key not in os.environ and os.environ["CORE_PORT"] == "8001"
+
+
+def test_env_keys_come_from_rules_yml(repo):
+    """One definition: the settings, their rules, what is never taken, for the sessions and
+    for the typo check alike; the ports follow the answers."""
+    assert set(host.CHECKED) == set(rules.loaded()["settings"])
+    assert host.service_ports(repo) == ["CORE_PORT", "LLM_PORT"]
+    assert host.service_ports(repo / "nowhere") == []
+    for prefix in rules.loaded()["never"]:
+        assert not [key for key in host.CHECKED if key.startswith(prefix)] or prefix == "PYTHON"
+
+
+def test_build_with_replaces_compose_bake(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
+    fake_buildx(tmp_path / "config" / "cli-plugins", "0.29.1")
+    monkeypatch.delenv("COMPOSE_BAKE", raising=False)
+    monkeypatch.setenv("BUILD_WITH", "engine")
+    found = host.detect(tmp_path)
+    assert not found.buildx and "BUILD_WITH=engine in .env or the shell" in found.describe()
+    assert os.environ["COMPOSE_BAKE"] == "false"  # what Compose reads
 
 
 def fake_buildx(folder: Path, version: str) -> Path:

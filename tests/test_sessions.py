@@ -153,7 +153,7 @@ def test_buildkit_off_is_refused(built_repo):
     repo, _ = built_repo
     out = nox(repo, "-s", "build", env={"DOCKER_BUILDKIT": "0"}, check=False)
     assert out.returncode != 0
-    assert "DOCKER_BUILDKIT='0' (in .env or the shell) must be one of 1, true" in out.stderr
+    assert "DOCKER_BUILDKIT='0' (in the shell) must be one of 1, true" in out.stderr
 
 
 def test_cuda_check_without_a_gpu(built_repo):

@@ -419,6 +419,37 @@ def test_a_stored_answer_the_new_version_refuses_stops_the_update(versions, tmp_
     assert not (repo / "services/json").exists()
 
 
+def test_template_update_runs_only_the_template_the_repo_was_made_from(later, tmp_path):
+    """A replayed answers file naming another template (a branch edited `_src_path`): the update
+    stops in one line and runs nothing of it; confirmed with --template-source, it runs, and
+    pyproject.toml follows the new address."""
+    repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
+    other = tmp_path / "other" / "copier-uv-docker"
+    run(["git", "clone", "--quiet", str(later.src), str(other)], cwd=tmp_path)
+    marker = tmp_path / "the-other-templates-task-ran"
+    edit(other / "copier.yml", "_tasks:\n", f"_tasks:\n  - command: [touch, {marker}]\n")
+    commit_all(other, "A task of its own")
+    git(other, "tag", "--force", later.newest)
+    edit(repo / ".copier-answers.yml", f"_src_path: {later.src}", f"_src_path: {other}")
+    commit_all(repo, "A branch points the answers elsewhere")
+    out = nox(repo, "-s", "template_update", check=False)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
+    assert f"names the template {other}, but the tooling in pyproject.toml comes from " in line
+    assert f"rerun with -- --template-source {other} (nothing was run)" in line
+    assert not marker.exists()
+    assert run(["git", "status", "--porcelain"], cwd=repo).stdout == ""
+
+    # Confirmed, it runs (its task too). Copier renders the version the repo was on from the new
+    # address, so pyproject.toml's tooling line, where the repo still names the old one, is a
+    # conflict to resolve once, as docs/updating.md says.
+    confirm = ["--", "--template-source", str(other)]
+    out = nox(repo, "-s", "template_update", *confirm, check=False)
+    assert f"Template: {other}" in out.stdout and marker.exists()
+    assert f'git = "file://{other}"' in (repo / "pyproject.toml").read_text()
+    assert "update conflicts: pyproject.toml" in out.stderr
+
+
 def test_template_update_checks_the_stored_answers(later, tmp_path):
     """From 0.3.0 on, template_update gives Copier the stored answers to validate."""
     repo = copy(later, tmp_path / "team", SINGLE_CPU, later.releases[-1])
@@ -624,13 +655,14 @@ def test_changelog_sections_between_two_versions(tmp_path):
 
 
 def test_update_command_passes_arguments_on():
-    cmd = template_update.update_command("py", ["-d", "services=[]"])
+    cmd = template_update.update_command("py", ["-d", "services=[]"], "/tmp/answers.yml")
     assert cmd == [
-        *("py", "-m", "copier", "update", "--trust", "--data-file", ".copier-answers.yml"),
+        *("py", "-m", "copier", "update", "--trust", "--data-file", "/tmp/answers.yml"),
         *("--defaults", "--conflict", "inline", "-d", "services=[]"),
     ]
-    assert template_update.update_command("py", ["--conflict", "rej"])[-2:] == ["--conflict", "rej"]
-    assert "inline" not in template_update.update_command("py", ["--conflict=rej"])
+    rej = template_update.update_command("py", ["--conflict", "rej"], "a.yml")
+    assert rej[-2:] == ["--conflict", "rej"]
+    assert "inline" not in template_update.update_command("py", ["--conflict=rej"], "a.yml")
 
 
 def test_report_finds_markers_rejects_deletions_and_a_stale_lock(tmp_path):
@@ -667,7 +699,9 @@ def test_update_lists_what_a_failed_copier_update_left(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     run(["git", "init", "--quiet"], cwd=repo)
-    (repo / ".copier-answers.yml").write_text("_commit: v0.1.0\n")
+    (repo / ".copier-answers.yml").write_text("_commit: v0.1.0\n_src_path: /srv/tpl\n")
+    tools = 'copier-uv-docker-tools = { git = "file:///srv/tpl", rev = "0" }'
+    (repo / "pyproject.toml").write_text(f"[tool.uv.sources]\n{tools}\n")
     commit_all(repo, "init")
     fake = tmp_path / "python"  # stands in for `python -m copier update ...`
     fake.write_text(
@@ -678,7 +712,8 @@ def test_update_lists_what_a_failed_copier_update_left(tmp_path):
     lines: list[str] = []
     problem = template_update.update(repo, [], lines.append, python=str(fake))
     assert problem.startswith("copier update exited 3 (see above); 1 file(s) with update conflicts")
-    assert "then commit:\n  clash.py\n" in lines[0]
+    assert lines[0] == "Template: /srv/tpl"  # the one pyproject.toml takes the tooling from
+    assert "then commit:\n  clash.py\n" in lines[1]
     git(repo, "checkout", "--quiet", ".")
     (repo / "fail-early").write_text("")
     problem = template_update.update(repo, [], lines.append, python=str(fake))

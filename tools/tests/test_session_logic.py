@@ -156,3 +156,22 @@ def test_registry_cache_from_a_broken_bake_file_is_one_line(tmp_path):
 )
 def test_under_registry(prefix, under):
     assert registry_cache.under_registry(prefix) is under
+
+
+def test_setup_warns_of_unknown_env_keys_and_stops_on_refused_ones(session, stopped, tmp_path):
+    """The session's first step: a key no setting uses is a warning of the session; a key never
+    taken from .env ends it in one line, before any command runs."""
+    (tmp_path / ".copier-answers.yml").write_text("services:\n- {name: core, port: 8000}\n")
+    (tmp_path / ".env").write_text("CORE_PORT=8001\nPRUNE_UNTL=1h\n")
+    repo, warned = sessions.Repo(tmp_path), session()
+    repo.setup(warned)
+    assert warned.warned == [
+        ".env line 2: PRUNE_UNTL is not a setting of this repo, so the sessions ignore it; did "
+        "you mean PRUNE_UNTIL? (.env.example lists them)"
+    ]
+    (tmp_path / ".env").write_text("DOCKER_HOST=tcp://other-host:2375\n")
+    ran = session()
+    with pytest.raises(stopped) as refused:
+        repo.setup(ran)
+    assert str(refused.value).startswith(".env line 1: DOCKER_HOST is never taken from .env")
+    assert ran.ran == []

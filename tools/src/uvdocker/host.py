@@ -6,6 +6,7 @@ Every problem is a HostError: one line that says what is wrong and what to do.
 from __future__ import annotations
 
 import importlib.util
+import io
 import ipaddress
 import json
 import os
@@ -15,31 +16,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from uvdocker.rules import problem
+from uvdocker.rules import loaded, problem
 
 # From this buildx on, builds go through `buildx bake` (Compose too; it refuses older ones).
 BAKE_BUILDX = (0, 17)
-# Settings that reach Dockerfiles (as build args), compose.yaml and root shells: each one is
-# checked against what it may hold, wherever it comes from (.env or the shell).
-_CHOICES = {
-    "UV_OFFLINE": ("", "0", "1", "true", "false"),
-    "COMPOSE_BAKE": ("", "true", "false"),
-    "BUILDKIT_PROGRESS": ("", "auto", "plain", "tty", "quiet"),
-    "CUDA_CHECK_NO_GPU": ("", "status", "pass", "fail"),
-    "DIVE_SOURCE": ("", "archive", "docker"),
-    "DOCKER_BUILDKIT": ("", "1", "true"),  # these Dockerfiles need BuildKit
-    "REGISTRY_CACHE": ("", "on", "off"),
-}
-# The rules of rules.yml (the copier.yml validators' too) a setting obeys when it is set;
-# IMAGE_PREFIX and TAG always.
-_RULES = {
-    **dict.fromkeys(("PYTHON_IMAGE", "CUDA_IMAGE", "UV_IMAGE"), "image"),
-    **dict.fromkeys(("UV_DEFAULT_INDEX", "UV_PYTHON_INSTALL_MIRROR"), "url"),
-    "PRUNE_KEEP_STORAGE": "size",
-    "PRUNE_UNTIL": "duration",
-}
-_ALWAYS = {"IMAGE_PREFIX": "repository", "TAG": "tag"}
-CHECKED = (*_CHOICES, *_RULES, *_ALWAYS, "UV_INDEX", "BIND_HOST", "CA_BUNDLE", "NETRC_FILE")
+# What .env may hold, and the shell settings checked too: rules.yml, with the answers' rules.
+SETTINGS: dict[str, dict] = loaded()["settings"]
+SHELL: dict[str, dict] = loaded()["shell"]
+CHECKED = tuple(SETTINGS)
+ANSWERS = ".copier-answers.yml"
 
 
 class HostError(RuntimeError):
@@ -61,37 +46,133 @@ def _index_problem(value: str) -> str:
     return ""
 
 
-def _problem(key: str, value: str) -> str:
-    """Why a setting's value is refused, or ""."""
-    if key == "UV_INDEX" and value:  # the one setting whose syntax has spaces: single ones
+def _check(check: str, value: str) -> str:
+    """Why a value fails one of the checks rules.yml names (`check:`), or ""."""
+    if check == "index":  # the one setting whose syntax has spaces: single ones
         return problem(value.replace(" ", ""), "chars") or _index_problem(value)
-    why = problem(value, "chars")
-    if why or (key in _CHOICES and value.lower() not in _CHOICES[key]):
-        return why or "must be one of " + ", ".join(c for c in _CHOICES[key] if c)
-    if key in _ALWAYS or (key in _RULES and value):
-        return problem(value, _ALWAYS.get(key) or _RULES[key])
-    if key.endswith("_PORT") and not (value.isdigit() and 0 < int(value) < 65536):
-        return "must be a port number from 1 to 65535"
-    if key == "BIND_HOST":
+    if why := problem(value, "chars", "long"):
+        return why
+    if check == "ip":
         try:
             ipaddress.ip_address(value)
         except ValueError:
             return "must be an IP address, such as 127.0.0.1 (or 0.0.0.0 for every interface)"
-    if key in {"CA_BUNDLE", "NETRC_FILE"} and value and not Path(value).is_file():
+        return "must be an IP address without a %scope, such as ::1" if "%" in value else ""
+    if check == "file" and not Path(value).is_file():
         return "is not a file: fix the path or leave it empty"
     return ""
 
 
-def load_settings(root: Path) -> None:
-    """Read .env into the environment (the shell wins) and refuse values outside the allow-list."""
-    from dotenv import dotenv_values, load_dotenv
+def _problem(key: str, value: str) -> str:
+    """Why a setting's value is refused, or "": the rules of rules.yml that name it."""
+    spec = SETTINGS.get(key) or SHELL.get(key) or ({"rules": ["port"]} if _port_key(key) else {})
+    if not value and not spec.get("always"):
+        return ""  # empty: the default
+    if "choices" in spec:
+        if value.lower() not in spec["choices"]:
+            return "must be one of " + ", ".join(spec["choices"])
+        return ""
+    if "check" in spec:
+        return _check(spec["check"], value)
+    return problem(value, *spec.get("rules", ["chars"]))
 
-    load_dotenv(root / ".env", override=False)
-    ports = [key for key in dotenv_values(root / ".env") if key.endswith("_PORT")]
-    for key in (k for k in (*CHECKED, *ports) if k in os.environ):
+
+def _port_key(key: str) -> bool:
+    return key.endswith("_PORT") and key not in SETTINGS and key not in SHELL
+
+
+def service_ports(root: Path) -> list[str]:
+    """`<SERVICE>_PORT` of each service with a port in the answers: the .env keys compose.yaml
+    publishes each port with."""
+    import yaml
+
+    path = root / ANSWERS
+    try:
+        answers = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
+        return []
+    services = answers.get("services") if isinstance(answers, dict) else None
+    return [
+        f"{service['name'].upper()}_PORT"
+        for service in (services if isinstance(services, list) else [])
+        if isinstance(service, dict)
+        and isinstance(service.get("name"), str)
+        and service.get("port") is not None
+    ]
+
+
+def read_env(path: Path, known: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The settings of a .env file, parsed as python-dotenv parses it but with no interpolation,
+    and the warnings it gives; a HostError for a line it cannot parse (Compose and bake read the
+    file too, and would read it otherwise), a key set twice, a key never taken from .env, and a
+    key spelt like a setting that changes what is built or published."""
+    import difflib
+
+    from dotenv.parser import parse_stream
+
+    settings: dict[str, str] = {}
+    warnings: list[str] = []
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return settings, warnings
+    except (OSError, UnicodeDecodeError) as error:
+        raise HostError(f"{path.name} cannot be read ({error}): fix or remove it") from error
+    lines: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        shown = binding.original.string.splitlines()[0][:60] if binding.original.string else ""
+        where = f"{path.name} line {line}"
+        if binding.error:
+            raise HostError(
+                f"{where} ({shown!r}) is not KEY=VALUE as .env takes it (Compose would read "
+                "it differently): fix it, or comment it out with #"
+            )
+        key = binding.key
+        if key is None:
+            continue  # a comment or a blank line
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise HostError(f"{where}: {key[:40]!r} is not a name (letters, digits and _)")
+        if binding.value is None:
+            raise HostError(f"{where}: {key} has no =VALUE: write {key}= for its default")
+        if key in lines:
+            raise HostError(f"{where}: {key} is set twice (line {lines[key]} too): keep one")
+        lines[key] = line
+        if key in SETTINGS or key in known:
+            settings[key] = binding.value
+            continue
+        if key in loaded()["renamed"]:
+            raise HostError(f"{where}: {key} is no longer a setting: {loaded()['renamed'][key]}")
+        never = next((m for prefix, m in loaded()["never"].items() if key.startswith(prefix)), "")
+        if never:
+            raise HostError(f"{where}: {key} is never taken from .env, as it is {never}")
+        close = difflib.get_close_matches(key.upper(), [*SETTINGS, *known], n=1, cutoff=0.75)
+        if close and SETTINGS.get(close[0], {}).get("builds"):
+            raise HostError(
+                f"{where}: {key} is not a setting; did you mean {close[0]}? (a misspelt "
+                f"{close[0]} silently changes what is built or published): fix it"
+            )
+        guess = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(
+            f"{where}: {key} is not a setting of this repo, so the sessions ignore it{guess} "
+            "(.env.example lists them)"
+        )
+    return settings, warnings
+
+
+def load_settings(root: Path) -> list[str]:
+    """Read .env into the environment (the shell wins) and refuse what the allow-list does not
+    hold: keys (read_env) and values, wherever they come from. The warnings, one line each."""
+    ports = service_ports(root)
+    settings, warnings = read_env(root / ".env", ports)
+    for key, value in settings.items():
+        os.environ.setdefault(key, value)
+    for key in (k for k in (*SETTINGS, *SHELL, *ports) if k in os.environ):
         why = _problem(key, os.environ[key])
         if why:
-            raise HostError(f"{key}={os.environ[key]!r} (in .env or the shell) {why}")
+            where = "in the shell" if key in SHELL else "in .env or the shell"
+            raise HostError(f"{key}={os.environ[key]!r} ({where}) {why}")
+    return warnings
 
 
 def compose_binary() -> str:
@@ -174,20 +255,24 @@ class Host:
 
 
 def detect(root: Path) -> Host:
-    """The pinned Compose and the way builds go here; COMPOSE_BAKE set for Compose to match."""
+    """The pinned Compose and the way builds go here (BUILD_WITH, else the shell's COMPOSE_BAKE,
+    else the buildx found); COMPOSE_BAKE set for Compose to match."""
     plugin, need = buildx_plugin(), ".".join(map(str, BAKE_BUILDX))
     buildx = buildx_version(plugin, root / ".nox" / "buildx-version") if plugin else None
     have = f"buildx {'.'.join(map(str, buildx))}" if buildx else "no buildx plugin"
-    chosen = os.environ.get("COMPOSE_BAKE", "").lower()
+    chosen = os.environ.get("BUILD_WITH", "").lower()
+    composes = os.environ.get("COMPOSE_BAKE", "").lower()  # Compose's own, from the shell
     if chosen:
-        bake, why = chosen == "true", f"COMPOSE_BAKE={chosen} in .env or the shell ({have})"
+        bake, why = chosen == "bake", f"BUILD_WITH={chosen} in .env or the shell ({have})"
+    elif composes:
+        bake, why = composes == "true", f"COMPOSE_BAKE={composes} in the shell ({have})"
     elif buildx and buildx >= BAKE_BUILDX:
         bake, why = True, f"{have} found"
     else:
         old = f"{have} is older than {need}" if buildx else f"{have} found"
         bake, why = False, f"{old}; install docker-buildx {need}+ for bake and its cache export"
     if bake and not buildx:
-        raise HostError(f"COMPOSE_BAKE=true needs docker-buildx {need}+, and {have} here")
+        raise HostError(f"{why.split(' in ')[0]} needs docker-buildx {need}+, and {have} here")
     os.environ["COMPOSE_BAKE"] = str(bake).lower()  # for Compose: up, watch and push build too
     return Host(compose_binary(), str(plugin) if bake else "", why)
 

@@ -1,10 +1,10 @@
 """The bodies of a generated repo's nox sessions: its noxfile.py declares each session in a few
 lines over `Repo`, and stays the place where the team adds its own.
 
-Each method takes the nox session (or anything with its posargs, log, error, run and create_tmp:
-the unit tests pass a stand-in), parses the arguments after `--` with argparse, and logs the
-real command it runs. Settings come from .env (see .env.example), checked before anything
-runs; every problem ends the session with one line saying what to do.
+Each method takes the nox session (or anything with its posargs, log, warn, error, run and
+create_tmp: the unit tests pass a stand-in), parses the arguments after `--` with argparse, and
+logs the real command it runs. Settings come from .env (see .env.example), checked before
+anything runs; every problem ends the session with one line saying what to do.
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class Repo:
     def setup(self, session: Any) -> Host:
         """Settings from .env, and how this host builds; or one line saying what is wrong."""
         try:
-            load_settings(self.root)
+            for warning in load_settings(self.root):
+                session.warn(warning)
             return detect(self.root)
         except HostError as error:
             session.error(str(error))
