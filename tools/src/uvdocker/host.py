@@ -201,6 +201,12 @@ def endpoint() -> str:
     return url or "unix:///var/run/docker.sock"
 
 
+def local_endpoint(url: str = "") -> bool:
+    """Whether the engine (`url`, else endpoint()) is on this machine: a unix socket or a named
+    pipe. An ssh:// or tcp:// engine counts as another machine, even at 127.0.0.1."""
+    return (url or endpoint()).startswith(("unix://", "npipe://"))
+
+
 def engine():
     """A Docker SDK client for that engine, or a HostError naming the endpoint tried."""
     import docker
