@@ -147,9 +147,14 @@ def test_cuda_check_asks_the_engine_over_ssh(built_repo, sshd, tmp_path):
 def test_an_unreachable_ssh_engine_is_one_line(built_repo, sshd):
     """Nothing listens: ssh says why, then the session's one line names the endpoint."""
     repo, _ = built_repo
-    url = f"ssh://root@127.0.0.1:{free_port()}"
+    port = free_port()
+    url = f"ssh://root@127.0.0.1:{port}"
     for session in ("du", "up"):
         out = over_ssh(repo, sshd, "-s", session, env={"DOCKER_HOST": url}, check=False)
         assert out.returncode != 0 and "Traceback" not in out.stderr
+        assert f"ssh: connect to host 127.0.0.1 port {port}: Connection refused" in out.stderr
         (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
         assert f"Docker Engine not reachable at {url}: start it" in line
+        assert line.endswith(
+            f"(ssh's error is above; `ssh -p {port} root@127.0.0.1 docker version` must answer)."
+        )

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,9 +216,15 @@ def engine():
         client = docker.from_env(use_ssh_client=True, timeout=120)
         client.ping()
     except docker.errors.DockerException as error:
+        url = endpoint()
         reason = str(error).splitlines()[0][-160:]
+        if url.startswith("ssh://"):  # the SDK saw the connection close; ssh said why, above
+            where = urllib.parse.urlsplit(url)
+            port = f"-p {where.port} " if where.port else ""
+            login = f"{where.username}@{where.hostname}" if where.username else where.hostname
+            reason = f"ssh's error is above; `ssh {port}{login} docker version` must answer"
         raise HostError(
-            f"Docker Engine not reachable at {endpoint()}: start it, or choose another with "
+            f"Docker Engine not reachable at {url}: start it, or choose another with "
             f"DOCKER_HOST or `docker context use` ({reason})"
         ) from error
     return client

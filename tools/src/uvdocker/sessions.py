@@ -296,8 +296,8 @@ class Repo:
         cmd = buildkit.command(host, names, flags, args.platform, files, push)
 
         def opening() -> None:
-            name, driver = builder(query) if query else ("", "")
-            session.log(host.describe(f"{name} ({driver} driver)" if name else "") + note)
+            name, driver = builder(query) if query else ("", "")  # ("default", "") when down
+            session.log(host.describe(f"{name} ({driver} driver)" if driver else "") + note)
             session.log(" ".join(cmd))
 
         show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
