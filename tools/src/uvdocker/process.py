@@ -22,7 +22,11 @@ import subprocess
 import threading
 from collections.abc import Iterator
 
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# SIGHUP: the terminal closed. Windows has neither it nor process groups to signal: there the
+# command alone gets the signal, and is killed.
+FORWARDED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 GRACE = 10.0  # seconds a command gets to stop after a signal, as `docker stop` gives a container
 
 
@@ -41,9 +45,16 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
-def _kill_group(pgid: int, signum: int = signal.SIGKILL) -> None:
+def _kill_group(proc: subprocess.Popen, signum: int | None = None) -> None:
+    """Send `signum` (SIGKILL when None) to the command's process group."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL if signum is None else signum)
+        elif proc.poll() is None:  # Windows: no process groups, the command alone
+            if signum is None:
+                proc.kill()
+            else:
+                proc.send_signal(signum)
 
 
 @contextlib.contextmanager
@@ -54,16 +65,16 @@ def group(cmd: list[str], **popen) -> Iterator[subprocess.Popen]:
     popen.setdefault("stdin", subprocess.DEVNULL)
     received: list[int] = []
     proc = subprocess.Popen(cmd, process_group=0, **popen)
-    deadline = threading.Timer(GRACE, _kill_group, (proc.pid,))
+    deadline = threading.Timer(GRACE, _kill_group, (proc,))
     deadline.daemon = True
 
     def forward(signum: int, _frame: object) -> None:
         received.append(signum)
         if len(received) == 1:
-            _kill_group(proc.pid, signum)
+            _kill_group(proc, signum)
             deadline.start()
         else:  # a second Ctrl+C: stop now
-            _kill_group(proc.pid)
+            _kill_group(proc)
 
     previous = {}
     try:
@@ -76,7 +87,7 @@ def group(cmd: list[str], **popen) -> Iterator[subprocess.Popen]:
         proc.wait()
     finally:
         deadline.cancel()
-        _kill_group(proc.pid)  # what the command left, or all of it when the block failed
+        _kill_group(proc)  # what the command left, or all of it when the block failed
         proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream:
