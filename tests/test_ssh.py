@@ -6,6 +6,7 @@ dial-stdio` over ssh, the Docker SDK shells out to ssh, syft and dive read throu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 from scripts import ssh_server
@@ -37,6 +39,12 @@ def sshd(engine, tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(message)
     with ssh_server.serve(tmp_path_factory.mktemp("sshd"), host.endpoint()) as server:
         yield server
+
+
+def untag(engine, image: str) -> None:
+    """Remove a tag a test made (the layers stay with the other tags)."""
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        engine.images.remove(image)
 
 
 def hidden_socket(cmd: list[str]) -> list[str]:
@@ -83,6 +91,7 @@ def test_build_and_up_over_ssh(built_repo, engine, sshd):
     finally:
         app.write_text(original)
         nox(repo, "-s", "down", env=env, check=False)
+        untag(engine, "morgan/core:ssh")
     assert sshd.connections() > accepted
 
 
@@ -101,11 +110,14 @@ def test_inspecting_sessions_over_ssh(built_repo, sshd):
     assert any(p["name"] == "uvicorn" for p in sbom["packages"])
 
 
-def test_push_over_ssh(built_repo, sshd, registry):
+def test_push_over_ssh(built_repo, engine, sshd, registry):
     """The engine behind ssh pushes the image and its registry cache."""
     repo, _ = built_repo
     env = {"IMAGE_PREFIX": f"{registry.host}/over-ssh", "TAG": "ssh"}
-    out = over_ssh(repo, sshd, "-s", "push", "--", "core", env=env)
+    try:
+        out = over_ssh(repo, sshd, "-s", "push", "--", "core", env=env)
+    finally:
+        untag(engine, f"{registry.host}/over-ssh/core:ssh")
     assert "registry cache read and written" in out.stderr
     assert registry.get("/v2/over-ssh/core/tags/list")["tags"] == ["buildcache", "ssh"]
 
