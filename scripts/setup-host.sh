@@ -2,7 +2,8 @@
 # Prepare a Debian 12 host (as root) for the demo and the tests, with the Docker users run today:
 # Engine 26 and docker-cli from Debian 13 (trixie), buildx from Debian unstable (sid, the buildx
 # of current Docker CE and Desktop), the containerd image store, debootstrap for the offline base
-# images, Debian's registry for push tests, and qemu-user-static for arm64 builds.
+# images, Debian's registry for push tests, qemu-user-static for arm64 builds, and openssh-server
+# (an engine reached over ssh, in the tests: never started as a service here).
 # Idempotent: installs only what is missing and starts dockerd only if no engine answers.
 set -euo pipefail
 
@@ -62,6 +63,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     apt_update

@@ -17,6 +17,7 @@ import pytest
 from scripts import saved_image
 from scripts.local_registry import free_port
 from tests.conftest import BIN, COMPOSE, compose_build, nox, run
+from tests.processes import Tree
 
 pytestmark = pytest.mark.docker
 SERVICES = ["core", "llm", "tts", "stt"]
@@ -152,7 +153,9 @@ def wait_for(check, seconds: float) -> bool:
 
 def test_watch_syncs_code_and_rebuilds_on_a_new_lock(built_repo, engine, tmp_path):
     """nox -s watch: saved code reaches the running container (synced, then restarted), and a
-    dependency added with uv (a new uv.lock) rebuilds the image and reaches it too."""
+    dependency added with uv (a new uv.lock) rebuilds the image and reaches it too. Stopped with
+    SIGINT to nox alone, it leaves no Compose or build behind (any would be killed, then fail
+    the test): a watch left running would rebuild core with the other tests' changes."""
     repo, _ = built_repo
     port = free_port()
     env = {**project_env(core=port), "TAG": "watch"}  # an image of its own: :latest stays
@@ -160,7 +163,7 @@ def test_watch_syncs_code_and_rebuilds_on_a_new_lock(built_repo, engine, tmp_pat
     originals = {path: path.read_text() for path in (app, pyproject, repo / "uv.lock")}
     log = (tmp_path / "watch.log").open("w")
     cmd = [sys.executable, "-m", "nox", "-s", "watch", "--", "core"]
-    watch = subprocess.Popen(cmd, cwd=repo, env={**os.environ, **env}, stdout=log, stderr=log)
+    watch = Tree(subprocess.Popen(cmd, cwd=repo, env={**os.environ, **env}, stdout=log, stderr=log))
     try:
         url = f"http://127.0.0.1:{port}"
         assert wait_for(lambda: get_json(f"{url}/health")[0] == 200, 300), log.name
@@ -180,14 +183,11 @@ def test_watch_syncs_code_and_rebuilds_on_a_new_lock(built_repo, engine, tmp_pat
 
         assert wait_for(has_humanize, 300), (tmp_path / "watch.log").read_text()[-3000:]
     finally:
-        watch.send_signal(signal.SIGINT)
-        try:
-            watch.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+        survivors = watch.stop(signal.SIGINT)
         for path, text in originals.items():
             path.write_text(text)
         nox(repo, "-s", "down", env=env, check=False)
+    assert survivors == {}, survivors
 
 
 def test_code_only_change_reruns_no_dependency_step(built_repo, engine):

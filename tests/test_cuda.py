@@ -218,11 +218,15 @@ def test_torch_build_against_the_driver():
 
 
 class FakeDocker:
-    """What run_cuda_check uses of docker.DockerClient: info(), images.get(), containers.run()."""
+    """What run_cuda_check uses of docker.DockerClient: info(), images.get(), containers.run().
+    `smi`: what nvidia-smi prints in a container (or what containers.run raises for it)."""
 
-    def __init__(self, info: dict[str, Any] | Exception, probes: dict[str, Any]):
-        self._info = info
+    def __init__(
+        self, info: dict[str, Any] | Exception, probes: dict[str, Any], smi: Any = "", **more: Any
+    ):
+        self._info, self.smi = info, smi
         self.probes = probes  # image -> JSON its probe prints, or what containers.run raises
+        self.present = set(probes) | set(more.get("present", ()))  # images the engine has
         self.runs: list[dict[str, Any]] = []
         self.images = SimpleNamespace(get=self._get)
         self.containers = SimpleNamespace(run=self._run)
@@ -233,29 +237,50 @@ class FakeDocker:
         return self._info
 
     def _get(self, image: str) -> object:
-        if image not in self.probes:
+        if image not in self.present:
             raise docker.errors.ImageNotFound(f"No such image: {image}")
         return object()
 
     def _run(self, image: str, command: list[str], **kwargs: Any) -> bytes:
         self.runs.append({"image": image, "command": command, **kwargs})
-        probe = self.probes[image]
+        probe = self.smi if kwargs["entrypoint"] == "nvidia-smi" else self.probes[image]
+        probe = probe.encode() if isinstance(probe, str) else probe
         if isinstance(probe, Exception):
             raise probe
         return probe if isinstance(probe, bytes) else (json.dumps(probe) + "\n").encode()
 
 
+REMOTE = "ssh://me@gpu-box"
+LOCAL = "unix:///var/run/docker.sock"
+
+
+def not_here() -> str:
+    raise AssertionError("this host's nvidia-smi ran")
+
+
 def run_check(smi: str, client: FakeDocker, **kwargs: Any) -> tuple[int, str]:
+    """run_cuda_check on a remote engine whose containers' nvidia-smi prints the fixture `smi`
+    (where=LOCAL, local=FIXTURE: a local engine, and this host's nvidia-smi printing FIXTURE)."""
     printed: list[str] = []
+    client.smi = client.smi or (smi_text(smi) if smi else "")
+    local = kwargs.pop("local", None)
     code = cuda.run_cuda_check(
         kwargs.pop("gpu_images", {"llm": "demo/llm:latest"}),
         kwargs.pop("base_images", {"llm": CUDA13}),
         kwargs.pop("env", {}),
-        smi_runner=lambda: smi_text(smi),
         docker_client=client,
+        where=kwargs.pop("where", LOCAL if local else REMOTE),
+        requests=kwargs.pop("requests", None),
+        smi_runner=(lambda: smi_text(local)) if local else not_here,
         out=printed.append,
     )
+    assert not kwargs, kwargs
     return code, "\n".join(printed)
+
+
+def probes(client: FakeDocker) -> list[dict[str, Any]]:
+    """The probe containers run (python -m shared.gpu), not nvidia-smi's."""
+    return [run for run in client.runs if run["entrypoint"] == "python"]
 
 
 def status_of(table: str, name: str) -> str:
@@ -273,9 +298,17 @@ def test_run_cuda_check_two_gpus_all_pass():
     assert re.search(r"^driver +PASS +" + re.escape(detail) + "$", table, re.MULTILINE)
     for name in ("llm: driver covers CUDA 13.0", "engine NVIDIA runtime", "llm: image"):
         assert status_of(table, name) == "PASS"
+    assert re.search(r"^engine +PASS +ssh://me@gpu-box$", table, re.MULTILINE)
+    assert re.search(r"^GPU in a container +PASS +nvidia-smi in demo/llm:latest$", table, re.M)
     assert status_of(table, "llm: torch sees the device") == "PASS"
     assert status_of(table, "llm: torch 2.9.0+cu130: driver covers CUDA 13.0") == "PASS"
-    [run] = client.runs
+    smi, run = client.runs  # nvidia-smi first, in the service's own image, with its GPUs
+    assert (smi["image"], smi["entrypoint"], smi["command"]) == (
+        "demo/llm:latest",
+        "nvidia-smi",
+        ["-q", "-x"],
+    )
+    assert smi["remove"] is True and smi["device_requests"] == run["device_requests"]
     assert run["image"] == "demo/llm:latest"
     assert run["command"] == ["-m", "shared.gpu"]
     assert run["entrypoint"] == "python"
@@ -302,7 +335,7 @@ def test_run_cuda_check_12x_driver_and_missing_image():
     assert fixes[0].startswith("  - llm: driver covers CUDA 13.0: install NVIDIA driver >= 580.65")
     assert fixes[1].startswith("  - llm: torch 2.9.0+cu130: driver covers CUDA 13.0: install")
     assert fixes[2:] == ["  - stt: image: nox -s build -- stt"]
-    assert [run["image"] for run in client.runs] == ["demo/llm:latest"]
+    assert [run["image"] for run in probes(client)] == ["demo/llm:latest"]
 
 
 def test_run_cuda_check_minor_version_compatibility():
@@ -344,22 +377,138 @@ def test_run_cuda_check_skips_a_base_that_is_not_nvidia_cuda():
     assert status_of(table, "llm: libcudnn loads") == "SKIP"  # no "cudnn" in the base image
 
 
-def test_run_cuda_check_engine_without_nvidia_runtime():
+def test_run_cuda_check_local_engine_without_nvidia_runtime():
+    """A local engine with no runtime yet: this host's nvidia-smi gives the driver, and the
+    table says what to install."""
     probe = {**PROBE_OK, "gpus": 0, "libcuda": False, "torch": None}
     client = FakeDocker({"Runtimes": RUNC}, {"demo/llm:latest": probe})
-    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
+    code, table = run_check("", client, local="590.44.01-2x-rtx-2070.xml")
     assert code == 1
     for name in ("engine NVIDIA runtime", "llm: GPU visible", "llm: libcuda loads"):
         assert status_of(table, name) == "FAIL"
+    assert status_of(table, "GPU on this host") == "PASS"
+    assert status_of(table, "driver") == "PASS"
     assert "sudo nvidia-ctk runtime configure --runtime=docker" in table
+    assert [run["entrypoint"] for run in client.runs] == ["python"]  # no nvidia-smi container
+
+
+def test_run_cuda_check_remote_engine_without_a_gpu_runtime():
+    """An engine on another machine without a GPU runtime: one line naming it, the no-GPU
+    status, and this host's nvidia-smi never read (it says nothing of that machine)."""
+    client = FakeDocker({"Runtimes": RUNC}, {"demo/llm:latest": PROBE_OK})
+    code, said = run_check("590.44.01-2x-rtx-2070.xml", client)
+    assert code == 3 and client.runs == []
+    assert said == (
+        "the engine at ssh://me@gpu-box offers no GPU runtime (no nvidia runtime, no CDI devices):"
+        " GPU services build there but cannot run; on that machine, install"
+        " nvidia-container-toolkit, then `sudo nvidia-ctk runtime configure --runtime=docker &&"
+        " sudo systemctl restart docker`"
+    )
+    code, _ = run_check("", FakeDocker({"Runtimes": RUNC}, {}), env={"CUDA_CHECK_NO_GPU": "pass"})
+    assert code == 0
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        (
+            docker.errors.APIError(
+                "500", explanation='could not select device driver "nvidia" with capabilities'
+            ),
+            "nvidia-smi in a container of demo/llm:latest failed: could not select device driver",
+        ),
+        (
+            docker.errors.ContainerError(
+                "c", 9, ["-q", "-x"], "demo/llm:latest", b"Failed to initialize NVML\n"
+            ),
+            "nvidia-smi in demo/llm:latest exited 9: Failed to initialize NVML",
+        ),
+    ],
+    ids=["no-device-driver", "nvml"],
+)
+def test_run_cuda_check_remote_runtime_without_a_gpu(raised: Exception, said: str):
+    """A runtime, but nvidia-smi fails in the container: one line naming the engine, no GPU."""
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK}, smi=raised)
+    code, printed = run_check("", client)
+    assert code == 3
+    assert printed.startswith(
+        "no NVIDIA GPU reaches containers on the engine at ssh://me@gpu-box: "
+    )
+    assert said in printed and "\n" not in printed
+
+
+def test_run_cuda_check_runs_nvidia_smi_in_the_base_image_before_any_build():
+    """No service image yet: nvidia-smi runs in the base the engine has; the probe says build."""
+    client = FakeDocker(NVIDIA_INFO, {}, present={CUDA13})
+    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
+    assert code == 1
+    assert re.search(rf"^GPU in a container +PASS +nvidia-smi in {re.escape(CUDA13)}$", table, re.M)
+    assert status_of(table, "driver") == "PASS" and status_of(table, "llm: image") == "FAIL"
+    nothing = FakeDocker(NVIDIA_INFO, {})
+    code, said = run_check("590.44.01-2x-rtx-2070.xml", nothing)
+    assert code == 1 and said == (
+        "no NVIDIA GPU reaches containers on the engine at ssh://me@gpu-box: the engine has no"
+        " image of llm to run it in: nox -s build -- llm"
+    )
+
+
+def test_run_cuda_check_local_engine_whose_containers_see_no_gpu():
+    """A local runtime whose containers cannot reach the GPU that this host's nvidia-smi sees:
+    the container row fails with the runtime's fix, the driver still comes from this host."""
+    raised = docker.errors.APIError("500", explanation="nvidia-container-cli: initialization error")
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK}, smi=raised)
+    code, table = run_check("", client, local="590.44.01-2x-rtx-2070.xml")
+    assert code == 1
+    assert status_of(table, "GPU in a container") == "FAIL"
+    assert status_of(table, "GPU on this host") == "PASS" and status_of(table, "driver") == "PASS"
+    assert "  - GPU in a container: install nvidia-container-toolkit" in table
+
+
+def test_run_cuda_check_gives_each_service_its_compose_gpus():
+    """The containers get the GPUs as Compose requests them for the service (device 1 only)."""
+    service = {
+        "deploy": {
+            "resources": {
+                "reservations": {
+                    "devices": [{"driver": "nvidia", "device_ids": ["1"], "capabilities": ["gpu"]}]
+                }
+            }
+        }
+    }
+    requests = cuda.device_requests(service)
+    assert requests == [
+        {
+            "Driver": "nvidia",
+            "Count": 0,
+            "DeviceIDs": ["1"],
+            "Capabilities": [["gpu"]],
+            "Options": {},
+        }
+    ]
+    every = {
+        "deploy": {
+            "resources": {
+                "reservations": {
+                    "devices": [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]
+                }
+            }
+        }
+    }
+    assert cuda.device_requests(every)[0]["Count"] == -1
+    assert cuda.device_requests({"image": "x"}) == []
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK})
+    code, _ = run_check("590.44.01-2x-rtx-2070.xml", client, requests={"llm": requests})
+    assert code == 0
+    assert [run["device_requests"] for run in client.runs] == [requests, requests]
 
 
 def test_run_cuda_check_engine_unreachable():
     client = FakeDocker(docker.errors.DockerException("Error while fetching server API"), {})
-    code, table = run_check("590.44.01-2x-rtx-2070.xml", client)
+    code, said = run_check("590.44.01-2x-rtx-2070.xml", client)
     assert code == 1
-    assert status_of(table, "engine") == "FAIL"
-    assert "  - engine: start Docker" in table
+    assert (
+        said == "Docker Engine not reachable at ssh://me@gpu-box: Error while fetching server API"
+    )
 
 
 @pytest.mark.parametrize(
@@ -389,8 +538,9 @@ def test_run_cuda_check_probe_fails(raised: Any, detail: str):
 
 
 def test_run_cuda_check_rejects_other_smi_output():
+    client = FakeDocker(NVIDIA_INFO, {"demo/llm:latest": PROBE_OK}, smi="No devices were found\n")
     with pytest.raises(ValueError, match="not `nvidia-smi -q -x` output: 'No devices were found'"):
-        cuda.run_cuda_check({}, {}, {}, smi_runner=lambda: "No devices were found\n")
+        run_check("", client)
 
 
 @pytest.mark.parametrize(
@@ -402,11 +552,14 @@ def test_run_cuda_check_no_gpu_policy(policy: str | None, expected: int):
 
     printed: list[str] = []
     env = {} if policy is None else {"CUDA_CHECK_NO_GPU": f" {policy}\n"}
-    code = cuda.run_cuda_check({}, {}, env, smi_runner=failing, out=printed.append)
+    client = FakeDocker({"Runtimes": RUNC}, {})
+    code = cuda.run_cuda_check(
+        {}, {}, env, docker_client=client, where=LOCAL, smi_runner=failing, out=printed.append
+    )
     assert code == expected
     assert printed == [
-        "no NVIDIA GPU on this host: nvidia-smi failed: No devices were found "
-        "(GPU services build here but cannot run)"
+        "no NVIDIA GPU on this host: nvidia-smi failed: No devices were found, and the engine "
+        "offers no GPU runtime (GPU services build here but cannot run)"
     ]
 
 
@@ -420,8 +573,11 @@ def test_run_cuda_check_rejects_bad_policy_before_checking():
     def not_called() -> str:
         raise AssertionError("nvidia-smi ran")
 
+    client = FakeDocker(AssertionError("the engine was asked"), {})
     with pytest.raises(ValueError, match="use one of status, pass, fail") as error:
-        cuda.run_cuda_check({}, {}, {"CUDA_CHECK_NO_GPU": "yes"}, smi_runner=not_called)
+        cuda.run_cuda_check(
+            {}, {}, {"CUDA_CHECK_NO_GPU": "yes"}, docker_client=client, smi_runner=not_called
+        )
     assert str(error.value) == "CUDA_CHECK_NO_GPU='yes' in .env: use one of status, pass, fail"
 
 
@@ -458,10 +614,15 @@ def test_run_nvidia_smi_failure_is_no_gpu(fake_smi):
 @pytest.mark.parametrize(("env", "expected"), [({}, 3), ({"CUDA_CHECK_NO_GPU": "pass"}, 0)])
 def test_run_cuda_check_on_this_host_without_gpu(env: dict[str, str], expected: int):
     printed: list[str] = []
-    code = cuda.run_cuda_check({"llm": "demo/llm:latest"}, {"llm": CUDA13}, env, out=printed.append)
+    client = FakeDocker({"Runtimes": RUNC}, {})  # a local engine without a GPU runtime
+    gpu, base = {"llm": "demo/llm:latest"}, {"llm": CUDA13}
+    code = cuda.run_cuda_check(
+        gpu, base, env, docker_client=client, where=LOCAL, out=printed.append
+    )
     assert code == expected
     assert printed == [
-        "no NVIDIA GPU on this host: nvidia-smi not found (GPU services build here but cannot run)"
+        "no NVIDIA GPU on this host: nvidia-smi not found, and the engine offers no GPU runtime "
+        "(GPU services build here but cannot run)"
     ]
 
 

@@ -175,13 +175,38 @@ def test_sessions_reach_the_engine_of_the_current_context(
     assert row[1] == image and row[3] in {"kB", "MB", "GB"}
 
 
+# Every session that reaches the engine, with what it takes to get that far.
+ENGINE_SESSIONS = [
+    ("build",),
+    ("push",),
+    ("up", "--", "core"),
+    ("dev", "--", "core"),
+    ("watch", "--", "core"),
+    ("down",),
+    ("dive", "--", "core"),
+    ("history", "--", "core"),
+    ("du",),
+    ("prune",),
+    ("sbom", "--", "core"),
+    ("cuda_check",),
+]
+
+
 def test_an_unreachable_context_is_one_line_naming_it(mirror_repo, tmp_path):
+    """Each session that needs the engine ends with one line naming the endpoint it tried: no
+    Compose error, no nox "Command ... failed", no traceback."""
     config = docker_config_with_context(tmp_path / "config", "gone", "unix:///nonexistent.sock")
-    for session in ("du", "build"):
-        out = nox_env(mirror_repo, "-s", session, env={"DOCKER_CONFIG": str(config)}, check=False)
-        assert out.returncode != 0
+    for session, *args in ENGINE_SESSIONS:
+        env = {"DOCKER_CONFIG": str(config)}
+        out = nox_env(mirror_repo, "-s", session, *args, env=env, check=False)
+        said = out.stdout + out.stderr
+        assert out.returncode != 0, said
         (line,) = [line for line in out.stderr.splitlines() if "aborted" in line]
-        assert "Docker Engine not reachable at unix:///nonexistent.sock" in line
+        unreachable = "Docker Engine not reachable at unix:///nonexistent.sock: start it"
+        assert line.startswith(f"nox > Session {session} aborted: {unreachable}"), line
+        assert "Traceback" not in said and "failed with exit code" not in said, said
+        if session != "build":  # bake says why first, in its own line
+            assert said.count("nonexistent.sock") == 1, said
 
 
 def test_build_flags_reach_compose(mirror_repo):

@@ -580,6 +580,26 @@ def test_copy_runs_git_init_only_outside_a_repo(versions, tmp_path):
     assert not (inner / ".git").exists() and (inner / "uv.lock").is_file()
 
 
+def test_a_failed_first_lock_keeps_the_render_and_the_answers(versions, tmp_path):
+    """copier copy whose `uv lock` cannot succeed (offline, nothing cached): Copier would delete
+    the new folder and every answer typed; instead both stay, one line says what failed and the
+    commands that finish the job, and the first of them locks once uv can reach the index."""
+    cache, dest = tmp_path / "empty-uv-cache", tmp_path / "my-services"
+    cache.mkdir()
+    answers = ["-d", "project_name=Kept", "-d", "python_version=3.11"]
+    cmd = [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", *answers]
+    cmd += ["-r", versions.newest, str(versions.src), str(dest)]
+    out = run(cmd, cwd=tmp_path, env={"UV_OFFLINE": "1", "UV_CACHE_DIR": str(cache)})
+    kept = yaml.safe_load((dest / ".copier-answers.yml").read_text())
+    assert (kept["project_name"], kept["python_version"]) == ("Kept", "3.11")
+    assert (dest / "compose.yaml").is_file() and not (dest / "uv.lock").exists()
+    (line,) = [line for line in out.stderr.splitlines() if "uv.lock not written" in line]
+    assert line.startswith("warning: uv.lock not written (uv lock exited 1, its error is above)")
+    assert line.endswith(f"finish with: cd {dest} && uv lock && uv run nox -s build")
+    run([UV, "lock"], cwd=dest)
+    assert (dest / "uv.lock").is_file()
+
+
 def test_template_check(later, tmp_path):
     """nox -s template_check: exit 1 naming the newer version and its CHANGELOG entry, 0 when
     current, and 2 with one line when the template cannot be reached."""

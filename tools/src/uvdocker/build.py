@@ -17,6 +17,7 @@ from base64 import b64decode
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from uvdocker import process
 from uvdocker.host import Host
 
 # "[core deps 2/3] RUN ...", or "[deps 2/3] RUN ..." when one service is built alone.
@@ -163,9 +164,10 @@ def run(
     cmd: list[str], cwd: str, service: str = "", show: str = "auto", started=lambda: None
 ) -> Build:
     """Run a build with JSON progress (Compose's json, bake's rawjson), printing as it goes;
-    `started()` runs once the build has started, before anything it says is printed."""
+    `started()` runs once the build has started, before anything it says is printed. The build
+    never outlives the session: process.Interrupted when a signal stopped it."""
     build, start, said = Build(), time.perf_counter(), ""
-    with subprocess.Popen(
+    with process.group(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         started()

@@ -1,4 +1,10 @@
-"""`nox -s cuda_check`: why a GPU service will not start (driver, engine runtime, each image)."""
+"""`nox -s cuda_check`: why a GPU service will not start (driver, engine runtime, each image).
+
+Everything is asked of the engine, which may be another machine (an ssh:// context): the GPU
+runtime it offers (`docker info`), and the driver as `nvidia-smi -q -x` reports it in a
+container given the GPUs the way Compose gives them to the service. This host's own nvidia-smi
+is read only when the engine is local and cannot run that container (no runtime yet).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +34,11 @@ FIXES = {  # what to do when the check of this name fails
 
 
 class NoGpu(Exception):
-    """nvidia-smi is missing or failed on this host; the message says which."""
+    """nvidia-smi is missing or failed (on this host, or in a container); the message says which."""
+
+
+class NoImage(Exception):
+    """The engine has no GPU image to run nvidia-smi in; the message says what to build."""
 
 
 class Check(NamedTuple):
@@ -128,18 +138,85 @@ def run_nvidia_smi() -> str:
     return out.stdout
 
 
-def _probe_image(
-    client: Any, service: str, image: str, has_cudnn: bool, driver: tuple[Any, str] = (None, "")
-) -> list[Check]:
-    """Rows for one GPU image: not built, its probe failed, or what the probe saw; torch's CUDA
-    build against the host's `driver` (the newest CUDA it runs, and its version)."""
+def device_requests(service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The GPUs a service of `docker compose config` reserves, as the DeviceRequests Compose
+    sends the engine for them: `count: all` is -1, the capabilities are one set."""
     import docker
 
-    gpus = docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
+    deploy = service.get("deploy") or {}
+    devices = ((deploy.get("resources") or {}).get("reservations") or {}).get("devices") or []
+    requests = []
+    for device in devices:
+        ids = device.get("device_ids") or []
+        count = device.get("count")
+        requests.append(
+            docker.types.DeviceRequest(
+                driver=device.get("driver") or "",
+                count=int(count) if count is not None else (0 if ids else -1),
+                device_ids=ids,
+                capabilities=[device.get("capabilities") or []],
+                options=device.get("options") or {},
+            )
+        )
+    return requests
+
+
+ALL_GPUS = {"Driver": "nvidia", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]]}
+
+
+def engine_nvidia_smi(
+    client: Any, images: list[tuple[str, str]], requests: Mapping[str, list]
+) -> tuple[str, str]:
+    """(`nvidia-smi -q -x` output, the image it ran in): run in a container of the first image
+    of `images` ((service, image) pairs) that the engine has, given that service's GPUs as
+    Compose gives them; NoGpu when it fails, NoImage when the engine has none of the images."""
+    import docker
+
+    for service, image in images:
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            continue
+        try:
+            output = client.containers.run(
+                image,
+                ["-q", "-x"],
+                entrypoint="nvidia-smi",
+                remove=True,
+                device_requests=list(requests.get(service) or [ALL_GPUS]),
+            )
+        except docker.errors.ContainerError as error:  # its stderr, or its status
+            said = (error.stderr or b"").decode(errors="replace").strip().splitlines() or ["?"]
+            raise NoGpu(f"nvidia-smi in {image} exited {error.exit_status}: {said[-1]}") from None
+        except docker.errors.APIError as error:  # no such device driver, no nvidia-smi mounted
+            said = str(error.explanation or error).splitlines()[0]
+            raise NoGpu(f"nvidia-smi in a container of {image} failed: {said}") from None
+        return output.decode(errors="replace"), image
+    first = images[0][0] if images else ""
+    raise NoImage(f"the engine has no image of {first} to run it in: nox -s build -- {first}")
+
+
+def _probe_image(
+    client: Any,
+    service: str,
+    image: str,
+    has_cudnn: bool,
+    driver: tuple[Any, str] = (None, ""),
+    requests: list | None = None,
+) -> list[Check]:
+    """Rows for one GPU image: not built, its probe failed, or what the probe saw; torch's CUDA
+    build against the engine's `driver` (the newest CUDA it runs, and its version). The probe
+    gets the GPUs the service reserves (`requests`; all of them by default)."""
+    import docker
+
     try:
         client.images.get(image)
         output = client.containers.run(
-            image, ["-m", "shared.gpu"], entrypoint="python", remove=True, device_requests=[gpus]
+            image,
+            ["-m", "shared.gpu"],
+            entrypoint="python",
+            remove=True,
+            device_requests=list(requests or [ALL_GPUS]),
         )
         probe = json.loads(output.strip().splitlines()[-1])
     except docker.errors.ImageNotFound:
@@ -167,36 +244,65 @@ def run_cuda_check(
     base_images: dict[str, str],
     env: Mapping[str, str],
     *,
+    docker_client: Any,
+    where: str = "unix:///var/run/docker.sock",
+    requests: Mapping[str, list] | None = None,
     smi_runner: Callable[[], str] = run_nvidia_smi,
-    docker_client: Any = None,
     out: Callable[[str], object] = print,
 ) -> int:
-    """Check the driver, each base image's CUDA, the engine and each image; print; exit status."""
+    """Check the engine's GPU runtime and driver, each base image's CUDA, and each image; print
+    the table; return the exit status. `where`: the engine's endpoint (this host's nvidia-smi
+    is read only when it is local); `requests`: each service's GPUs as Compose requests them."""
+    import docker
+
     policy = (env.get("CUDA_CHECK_NO_GPU") or "status").strip()
     if policy not in NO_GPU_POLICIES:
         raise ValueError(f"CUDA_CHECK_NO_GPU={policy!r} in .env: use one of status, pass, fail")
+    requests = requests or {}
     try:
-        driver, cuda, gpus = parse_nvidia_smi(smi_runner())  # ValueError on other output
-    except NoGpu as error:
-        out(f"no NVIDIA GPU on this host: {error} (GPU services build here but cannot run)")
+        runtime = engine_check(docker_client.info())
+    except docker.errors.DockerException as error:
+        out(f"Docker Engine not reachable at {where}: {str(error).splitlines()[0]}")
+        return 1
+    local = where.startswith(("unix://", "npipe://"))
+    checks, smi = [Check("engine", "PASS", where), runtime], ""
+    if runtime.status == "PASS":
+        images = [*gpu_images.items(), *base_images.items()]  # a service's own image first
+        try:
+            smi, ran_in = engine_nvidia_smi(docker_client, images, requests)
+            checks.append(Check("GPU in a container", "PASS", f"nvidia-smi in {ran_in}"))
+        except (NoGpu, NoImage) as error:
+            if not local:
+                out(f"no NVIDIA GPU reaches containers on the engine at {where}: {error}")
+                return NO_GPU_POLICIES[policy] if isinstance(error, NoGpu) else 1
+            checks.append(Check("GPU in a container", "FAIL", str(error), RUNTIME_FIX))
+    elif not local:
+        out(
+            f"the engine at {where} offers no GPU runtime (no nvidia runtime, no CDI devices): "
+            f"GPU services build there but cannot run; on that machine, {RUNTIME_FIX}"
+        )
         return NO_GPU_POLICIES[policy]
+    if not smi:  # a local engine that cannot run it: this host's own
+        try:
+            smi = smi_runner()
+            checks.append(Check("GPU on this host", "PASS", "nvidia-smi (the engine is local)"))
+        except NoGpu as error:
+            runs = "" if runtime.status == "PASS" else ", and the engine offers no GPU runtime"
+            why = f"{error}{runs} (GPU services build here but cannot run)"
+            out(f"no NVIDIA GPU on this host: {why}")
+            return NO_GPU_POLICIES[policy]
+    driver, cuda, gpus = parse_nvidia_smi(smi)  # ValueError on other output
     have = f"CUDA {cuda[0]}.{cuda[1]}" if cuda else "no CUDA version"
-    checks = [Check("driver", "PASS", f"{driver}, {have}, {', '.join(gpus) or 'no GPU listed'}")]
+    listed = ", ".join(gpus) or "no GPU listed"
+    checks.insert(1, Check("driver", "PASS", f"{driver}, {have}, {listed}"))
     for service, base in base_images.items():
         image_cuda, skip = cuda_version(base), Check("CUDA", "SKIP", f"not nvidia/cuda: {base}")
         check = coverage(cuda, image_cuda, driver) if image_cuda else skip
         checks.append(check._replace(name=f"{service}: {check.name}"))
-    import docker
-
-    try:
-        info = (client := docker_client or docker.from_env()).info()
-    except docker.errors.DockerException as error:
-        checks.append(Check("engine", "FAIL", str(error).splitlines()[0], "start Docker"))
-    else:
-        checks.append(engine_check(info))
-        for service, image in gpu_images.items():
-            cudnn = "cudnn" in base_images.get(service, "")
-            checks += _probe_image(client, service, image, cudnn, (cuda, driver))
+    for service, image in gpu_images.items():
+        cudnn = "cudnn" in base_images.get(service, "")
+        probe = (docker_client, service, image, cudnn, (cuda, driver), requests.get(service))
+        checks += _probe_image(*probe)
     failed = [f"  - {c.name}: {c.fix}" for c in checks if c.status == "FAIL"]
     report = table(("check", "status", "detail"), [c[:3] for c in checks], "lll")
     out("\n".join([report, *(["", "fixes:", *failed] if failed else [])]))

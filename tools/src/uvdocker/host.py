@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,6 +287,12 @@ def endpoint() -> str:
     return url or "unix:///var/run/docker.sock"
 
 
+def local_endpoint(url: str = "") -> bool:
+    """Whether the engine (`url`, else endpoint()) is on this machine: a unix socket or a named
+    pipe. An ssh:// or tcp:// engine counts as another machine, even at 127.0.0.1."""
+    return (url or endpoint()).startswith(("unix://", "npipe://"))
+
+
 def engine():
     """A Docker SDK client for that engine, or a HostError naming the endpoint tried."""
     import docker
@@ -294,9 +301,15 @@ def engine():
         client = docker.from_env(use_ssh_client=True, timeout=120)
         client.ping()
     except docker.errors.DockerException as error:
+        url = endpoint()
         reason = str(error).splitlines()[0][-160:]
+        if url.startswith("ssh://"):  # the SDK saw the connection close; ssh said why, above
+            where = urllib.parse.urlsplit(url)
+            port = f"-p {where.port} " if where.port else ""
+            login = f"{where.username}@{where.hostname}" if where.username else where.hostname
+            reason = f"ssh's error is above; `ssh {port}{login} docker version` must answer"
         raise HostError(
-            f"Docker Engine not reachable at {endpoint()}: start it, or choose another with "
+            f"Docker Engine not reachable at {url}: start it, or choose another with "
             f"DOCKER_HOST or `docker context use` ({reason})"
         ) from error
     return client

@@ -25,7 +25,7 @@ from typing import Any
 from nox.command import CommandFailed
 
 from uvdocker import build as buildkit
-from uvdocker import cache, cuda, registry_cache, report
+from uvdocker import cache, cuda, process, registry_cache, report
 from uvdocker.host import (
     Host,
     HostError,
@@ -34,13 +34,19 @@ from uvdocker.host import (
     buildx_plugin,
     containerd_store,
     detect,
+    endpoint,
     engine,
     load_settings,
+    local_endpoint,
 )
 
 BIN = Path(sys.executable).parent  # the dev environment's tools: uv, hadolint, dive, syft
 DEV = ("compose.yaml", "compose.dev.yaml")
 WATCH = ("compose.yaml", "compose.watch.yaml")
+# What a session interrupted by a signal leaves behind, said in its last line.
+KEPT = "the containers it started keep running, as after up -d: nox -s down stops them"
+UP_STOPPED = f"Compose stopped; {KEPT}"
+WATCH_STOPPED = f"Compose watch and its builds stopped; {KEPT}"
 MIRRORS = ("UV_INDEX", "UV_DEFAULT_INDEX")  # .env's index mirrors, for image builds only
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 for _logger in ("urllib3", "docker"):  # the Docker SDK's chatter
@@ -98,6 +104,12 @@ def services_option(session: Any, name: str) -> argparse.Namespace:
     return parser.parse(session)
 
 
+def stopped(session: Any, stop: process.Interrupted, after: str) -> None:
+    """End the session that a signal stopped: one line, and the signal's own exit status."""
+    session.log(f"stopped by {stop.name}" + (f": {after}" if after else ""))
+    sys.exit(stop.status)
+
+
 def why_failed(result: buildkit.Build, show: str) -> str:
     """Where and why a build failed, for its one-line error: the failed step's own error line
     (uv's, apt's), its last log lines printed above it; else BuildKit's reason."""
@@ -132,6 +144,30 @@ class Repo:
             return engine()
         except HostError as error:
             session.error(str(error))
+
+    def run(self, session: Any, *cmd: Any, env: dict | None = None, after: str = "") -> int:
+        """Run `cmd` as session.run does (logged, its output shown) and return its exit status;
+        but in a process group that never outlives the session (uvdocker.process): a signal
+        sent to nox stops it, then the session, with one line saying so and `after` (what the
+        command leaves behind)."""
+        shown = [str(part) for part in cmd]
+        session.log(" ".join(shown))
+        try:
+            with process.group(shown, cwd=self.root, env={**os.environ, **(env or {})}) as proc:
+                pass
+        except process.Interrupted as stop:
+            stopped(session, stop, after)
+        except OSError as error:  # not installed: the dev environment is not synced
+            session.error(f"cannot run {shown[0]} ({error.strerror}): run the sessions with uv run")
+        return proc.returncode
+
+    def compose(self, session: Any, host: Host, *args: str, files=(), after: str = "") -> None:
+        """A Compose command on the engine, which must answer first (one line naming it, not
+        Compose's own errors); a failure is one line after Compose's."""
+        self.client(session)
+        code = self.run(session, *host.cmd(*args, files=files), after=after)
+        if code:
+            session.error(f"docker compose {args[0]} exited {code}: its error is above")
 
     @functools.cache  # noqa: B019 - one Repo per noxfile, for the whole run
     def config(self, compose: str) -> dict:
@@ -250,7 +286,8 @@ class Repo:
         more than the rest of this session's own work, and bake and Compose reach the engine
         themselves.
         """
-        args = build_options(session, "push" if push else "build")
+        name = "push" if push else "build"
+        args = build_options(session, name)
         names, flags = args.services, args.flags
         query = ask_builder() if host.buildx else None  # answered while the build starts
         self.check_lock(session)
@@ -260,13 +297,16 @@ class Repo:
         cmd = buildkit.command(host, names, flags, args.platform, files, push)
 
         def opening() -> None:
-            name, driver = builder(query) if query else ("", "")
-            session.log(host.describe(f"{name} ({driver} driver)" if name else "") + note)
+            name, driver = builder(query) if query else ("", "")  # ("default", "") when down
+            session.log(host.describe(f"{name} ({driver} driver)" if driver else "") + note)
             session.log(" ".join(cmd))
 
         show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
         service = names[0] if len(names) == 1 else ""
-        result = buildkit.run(cmd, str(self.root), service, show, opening)
+        try:
+            result = buildkit.run(cmd, str(self.root), service, show, opening)
+        except process.Interrupted as stop:
+            stopped(session, stop, f"the build stopped with it: run nox -s {name} again")
         if result.error:
             self.client(session)  # an engine that cannot be reached is said as such
             self.services(session, host, names)  # and a service compose.yaml lacks
@@ -301,7 +341,7 @@ class Repo:
         `files`: the Compose files (Compose's own default when none)."""
         host = self.setup(session)
         names = self.services(session, host, services_option(session, name).services)
-        session.run(*host.cmd("up", "-d", "--wait", *names, files=files), external=True)
+        self.compose(session, host, "up", "-d", "--wait", *names, files=files, after=UP_STOPPED)
 
     def dev(self, session: Any) -> None:
         """up with the dev overlay: code bind-mounted, servers reload on save."""
@@ -312,14 +352,15 @@ class Repo:
         host = self.setup(session)
         names = self.services(session, host, services_option(session, "watch").services)
         self.check_lock(session)
-        session.run(*host.cmd("watch", *names, files=WATCH), external=True)
+        self.compose(session, host, "watch", *names, files=WATCH, after=WATCH_STOPPED)
 
     def down(self, session: Any) -> None:
         """Stop and remove the services' containers (volumes and images stay)."""
         host = self.setup(session)
         Options("down", "no arguments: it stops every service").parse(session)
         files = ("compose.yaml", "compose.dev.yaml", "compose.watch.yaml")
-        session.run(*host.cmd("down", "--remove-orphans", files=files), external=True)
+        again = "Compose stopped: run nox -s down again to remove what is left"
+        self.compose(session, host, "down", "--remove-orphans", files=files, after=again)
 
     # --- checking ----------------------------------------------------------------------------
 
@@ -345,8 +386,10 @@ class Repo:
         targets = [(image, image) for image in args.image] or [
             (s, names[s]) for s in self.services(session, host, args.services)
         ]
-        # dive reads the classic store over a local socket; else it gets a `docker save` archive.
+        # dive reads the classic store of a local engine over its socket; else (the containerd
+        # store, an ssh:// engine) it gets a `docker save` archive.
         archive = os.environ.get("DIVE_SOURCE") == "archive" or containerd_store(client.info())
+        archive = archive or not local_endpoint()
         failed = []
         for label, image in targets:
             self.require_image(session, client, label, image)
@@ -357,10 +400,14 @@ class Repo:
                 with tar.open("wb") as handle:
                     handle.writelines(client.images.get(image).save(named=True))
             source = ["--source", "docker-archive", str(tar)] if archive else [image]
-            env = {"CI": str(not interactive).lower()}
-            try:
-                session.run(BIN / "dive", *checks, *source, external=True, env=env)
-            except CommandFailed:  # dive found wasted space: it said where
+            env = {"CI": str(not interactive).lower(), "DOCKER_HOST": endpoint()}
+            cmd, again = [BIN / "dive", *checks, *source], "dive stopped: run nox -s dive again"
+            try:  # a failure is dive finding wasted space: it said where
+                if interactive:  # in the terminal's process group: dive reads its keys
+                    session.run(*cmd, external=True, env=env)
+                elif self.run(session, *cmd, env=env, after=again):
+                    failed.append(label)
+            except CommandFailed:
                 failed.append(label)
             finally:
                 tar.unlink(missing_ok=True)
@@ -422,8 +469,12 @@ class Repo:
         for service in self.services(session, host, services_option(session, "sbom").services):
             self.require_image(session, client, service, names[service])
             cmd = [BIN / "syft", "scan", f"docker:{names[service]}", "-q"]
-            out = ["-o", f"spdx-json=sbom/{service}.spdx.json"]  # and no update check online:
-            session.run(*cmd, *out, external=True, env={"SYFT_CHECK_FOR_APP_UPDATE": "false"})
+            out = ["-o", f"spdx-json=sbom/{service}.spdx.json"]
+            # The engine the docker CLI would use (a context's too), and no update check online.
+            env = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "DOCKER_HOST": endpoint()}
+            again = "syft stopped: run nox -s sbom again"
+            if self.run(session, *cmd, *out, env=env, after=again):
+                session.error(f"syft exited with an error for {service}: see above")
 
     def cuda_base_image(self, service: str) -> str:
         """The CUDA base a GPU service builds on: CUDA_IMAGE from .env, else its Dockerfile's."""
@@ -432,19 +483,24 @@ class Repo:
         return (os.environ.get("CUDA_IMAGE") or default[1]) if default else ""
 
     def cuda_check(self, session: Any) -> None:
-        """Why a GPU service will not start: driver, CUDA version, NVIDIA runtime, in-image
-        probes. Exits 3 on a host with no GPU (CUDA_CHECK_NO_GPU in .env changes that)."""
-        host = self.setup(session)
+        """Why a GPU service will not start, asked of the engine's machine: its NVIDIA runtime,
+        its driver and CUDA version, in-image probes. Exits 3 where the engine has no GPU
+        (CUDA_CHECK_NO_GPU in .env changes that)."""
+        host, client = self.setup(session), self.client(session)
         names = self.images(session, host)
         named = self.services(session, host, services_option(session, "cuda_check").services)
         gpu = [name for name in named if self.cuda_base_image(name)]
         if not gpu:
             session.error("no GPU service among those named: cuda_check looks at services with gpu")
+        services = self.config(host.compose)["services"]
         try:
             status = cuda.run_cuda_check(
                 {name: names[name] for name in gpu},
                 {name: self.cuda_base_image(name) for name in gpu},
                 os.environ,
+                docker_client=client,
+                where=endpoint(),
+                requests={name: cuda.device_requests(services[name]) for name in gpu},
             )
         except ValueError as error:
             session.error(str(error))
@@ -468,6 +524,15 @@ class Repo:
         (--vcs-ref TAG, -d key=value); then the conflicts it left."""
         from uvdocker import template_update
 
-        problem = template_update.update(self.root, session.posargs, log=session.log)
+        try:
+            problem = template_update.update(self.root, session.posargs, log=session.log)
+        except process.Interrupted as stop:
+            stopped(
+                session,
+                stop,
+                f"the update is half-done: `{template_update.UNDO}` puts the repo back to its last"
+                " commit, with every edit you committed (git stash drop then deletes the half-done"
+                " update); nox -s template_update starts it again",
+            )
         if problem:
             session.error(problem)

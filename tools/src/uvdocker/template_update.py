@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from packaging.version import InvalidVersion, Version
 
+from uvdocker import process
 from uvdocker.rules import problem
 
 ANSWERS = ".copier-answers.yml"
@@ -28,6 +29,10 @@ MAX_BYTES = 1_000_000
 CONFIRM = "--template-source"
 _MARKER = re.compile(rb"^<<<<<<<(?: |$)", re.MULTILINE)
 _STDERR = partial(print, file=sys.stderr)
+# What puts the repo back to its last commit when an update stopped half-way: copier update runs
+# on a clean tree only, so every change in it is the update's, and ignored files (.env) are not
+# touched. The half-done update stays in the stash (`git stash drop` deletes it).
+UNDO = "git stash --include-untracked"
 Out = Callable[[str], None]
 
 
@@ -301,7 +306,10 @@ def update(
     log: Out = _quiet,
 ) -> str:
     """Run copier update on the template plan() allows, then report() what it left, even if
-    it failed after writing."""
+    it failed after writing.
+
+    Copier, and the migrations it runs, never outlive the session: process.Interrupted when a
+    signal stopped them, with the repo as they left it (UNDO puts it back)."""
     data, rest, src, why = plan(root, args)
     if why:
         return f"{why} (nothing was run)"
@@ -314,10 +322,11 @@ def update(
         data_file.write_text(yaml.safe_dump(data, sort_keys=False))
         cmd = update_command(python, rest, str(data_file))
         log(" ".join(cmd))
-        proc = subprocess.run(cmd, cwd=root, stderr=subprocess.PIPE, text=True)
-    refused = re.search(r"Validation error for question .*", proc.stderr)
-    if proc.stderr.strip() and not refused:  # a refused answer is said in one line, below
-        _STDERR(proc.stderr.rstrip())
+        with process.group(cmd, cwd=root, stderr=subprocess.PIPE, text=True) as proc:
+            stderr = proc.communicate()[1]
+    refused = re.search(r"Validation error for question .*", stderr)
+    if stderr.strip() and not refused:  # a refused answer is said in one line, below
+        _STDERR(stderr.rstrip())
     if proc.returncode and (answers.read_bytes() if answers.is_file() else b"") == before:
         if refused:  # a stored answer the new version refuses: say which, change nothing
             return f"{refused[0]}: give a new value with -- -d KEY=VALUE (nothing was changed)"
