@@ -11,10 +11,11 @@ from shared import healthcheck, worker
 from shared.app import create_app
 
 
-def test_every_app_answers_health_and_greets():
+def test_every_app_answers_health_and_greets(monkeypatch):
+    monkeypatch.delenv("MODEL_NAME", raising=False)
     with TestClient(create_app("svc", "hi")) as client:
         assert client.get("/health").json() == {"status": "ok", "service": "svc"}
-        assert client.get("/").json() == {"service": "svc", "message": "hi"}
+        assert client.get("/").json() == {"service": "svc", "message": "hi", "model": ""}
 
 
 def test_the_worker_loop_beats_before_each_call_until_sigterm(monkeypatch, tmp_path):
