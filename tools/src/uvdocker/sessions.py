@@ -377,7 +377,8 @@ class Repo:
         failed = []
         for name in args.services or known:
             folder = self.root / ("shared" if name == "shared" else f"services/{name}")
-            if not [p for p in folder.rglob("*.py") if p.name.startswith("test_")]:
+            found = [p for p in folder.rglob("*.py") if re.match(r"test_|.*_test\.py$", p.name)]
+            if not found:  # pytest's own default patterns
                 session.log(f"{name}: no tests (test_*.py) in {folder.relative_to(self.root)}")
                 continue
             groups = tomllib.loads((folder / "pyproject.toml").read_text()).get(
