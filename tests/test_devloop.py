@@ -6,6 +6,7 @@ hangs, with its runtime settings from its own settings.env."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
@@ -164,7 +166,8 @@ def test_a_worker_builds_runs_healthy_and_hangs_unhealthy(engine, tmp_path):
     with nothing published, its runtime settings from services/jobs/settings.env (none of them
     in the image), its test passing; stopped mid-loop (SIGSTOP), its healthcheck says so."""
     repo = render(tmp_path / "repo", WORKERS)
-    write_env(repo, HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None)
+    prefix = f"devloop{uuid.uuid4().hex[:8]}"  # images of its own on a shared engine
+    write_env(repo, HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None, IMAGE_PREFIX=prefix)
     ensure_base_images(repo)
     (repo / "services/jobs/settings.env").write_text(
         "MODEL_NAME='tiny $model'\nHEARTBEAT_MAX_AGE=3\nWORK_INTERVAL=1\n"
@@ -185,7 +188,7 @@ def test_a_worker_builds_runs_healthy_and_hangs_unhealthy(engine, tmp_path):
         assert states["jobs"]["Publishers"] in ([], None)  # a worker publishes no port
         assert get_json(f"http://127.0.0.1:{port}/")["model"] == "from-settings"
         worker = engine.containers.get(states["jobs"]["ID"])
-        image_env = engine.images.get("morgan/jobs:latest").attrs["Config"]["Env"]
+        image_env = engine.images.get(f"{prefix}/jobs:latest").attrs["Config"]["Env"]
         assert not [item for item in image_env if item.startswith("MODEL_NAME=")]
         assert "HEARTBEAT_FILE=/tmp/heartbeat" in image_env
         assert "MODEL_NAME=tiny $model" in worker.attrs["Config"]["Env"]  # single-quoted: as is
@@ -203,3 +206,6 @@ def test_a_worker_builds_runs_healthy_and_hangs_unhealthy(engine, tmp_path):
         assert wait_for(lambda: health(worker) == "healthy", 60)  # beating again
     finally:
         nox(repo, "-s", "down", env=env, check=False)
+        for name in ("api", "jobs"):
+            with contextlib.suppress(docker.errors.NotFound):  # none if the build failed
+                engine.images.remove(f"{prefix}/{name}:latest", force=True)
