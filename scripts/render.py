@@ -72,8 +72,10 @@ def snapshot(template: Path = TEMPLATE) -> Path:
             parent = ["-p", head] if head else []
             commit = out("commit-tree", tree, *parent, "-m", f"The working tree of {template}")
             out("update-ref", "HEAD", commit)
-            # Its own work tree too, so that Copier finds a clean repository.
+            # Its own work tree too, so that Copier finds a clean repository: files the new
+            # commit deleted or renamed are untracked there now, and go.
             subprocess.run(["git", "-C", str(dest), "reset", "--hard", "--quiet"], check=True)
+            subprocess.run(["git", "-C", str(dest), "clean", "-fdq"], check=True)
     return dest
 
 

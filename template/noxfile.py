@@ -20,7 +20,7 @@ repo = Repo(Path(__file__).resolve().parent)
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build every image, or those named, in one run: nox -s build -- core --no-cache --pull."""
+    """Build every image, or those named, in one run: nox -s build -- NAME --no-cache --pull."""
     repo.build(session)
 
 
@@ -62,8 +62,14 @@ def down(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint every Dockerfile with hadolint and the repo's .hadolint.yaml."""
+    """ruff check and format --check on the code, hadolint on the Dockerfiles; -- --fix: fix."""
     repo.lint(session)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Each service's tests (or those named) in its own locked environment: -- NAME -- -k x."""
+    repo.tests(session)
 
 
 @nox.session

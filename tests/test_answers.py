@@ -90,7 +90,9 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "port-not-int": (svc(port="http"), PORT_RANGE),
     "port-out-of-range": (svc(port=70000), PORT_RANGE),
     "port-bool": (svc(port=True), PORT_RANGE),
-    "missing-port": ({"services": [{"name": "core"}]}, "at least name and port"),
+    "missing-name": ({"services": [{"port": 8000}]}, "at least a name"),
+    # No port is a worker; a port of null is no port at all.
+    "port-null": (svc(port=None), PORT_RANGE),
     "gpu-not-bool": (svc(port=1, gpu="yes"), "true or false"),
     "apt-not-list": (svc(port=1, apt_packages="curl"), "must be a list"),
     "apt-mapping": (svc(apt_packages={"curl": "7.88"}), "must be a list"),

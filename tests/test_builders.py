@@ -135,7 +135,7 @@ def github_job(repo: Path, config: Path, temp: Path, values: dict, secrets: dict
     true; plain progress, as there is no TTY); then setup-buildx-action's post step, `buildx
     rm`. The checkout is the rendered repo; the local registry needs no login step."""
     workflow = yaml.safe_load((repo / WORKFLOW).read_text())
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["images"]
     assert set(job["env"]) == set(values)  # the test gives every job variable its value
     uses = {step.get("uses", "").split("@")[0]: step for step in job["steps"]}
     context = {f"env.{k}": v for k, v in values.items()} | {"runner.temp": str(temp)}

@@ -39,6 +39,7 @@ ACTION_PINS = {
     "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
     "docker/login-action": ("4907a6ddec9925e35a0a9e82d7399ccc52663121", "v4.1.0"),
     "docker/bake-action": ("a66e1c87e2eca0503c343edf1d208c716d54b8a8", "v7.1.0"),
+    "astral-sh/setup-uv": ("20cfd1bf945f4377ade1205e4dbc17946fc9a30d", "v10.0.1"),
 }
 CASES = {
     "github": {},
@@ -222,7 +223,7 @@ def test_actions_are_pinned_to_their_release_commits(repos, case):
 def test_workflow_permissions_are_the_least_it_needs(repos, case):
     workflow = yaml.safe_load((repos[case] / WORKFLOW).read_text())
     assert workflow["permissions"] == {}
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["images"]
     ghcr = CASES[case].get("registry", "").startswith("ghcr.io/")
     assert job["permissions"] == {"contents": "read"} | ({"packages": "write"} if ghcr else {})
     steps = {step["name"]: step for step in job["steps"]}
@@ -239,7 +240,7 @@ def test_workflow_permissions_are_the_least_it_needs(repos, case):
 @pytest.mark.parametrize("case", GITHUB)
 def test_secrets_reach_builds_as_files_never_as_build_args(repos, case):
     workflow = yaml.safe_load((repos[case] / WORKFLOW).read_text())
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["images"]
     for step in job["steps"]:
         secrets = re.findall(r"secrets\.(\w+)", json.dumps(step))
         if step["name"] == "Write build secrets":
@@ -659,6 +660,79 @@ def test_workflow_passes_zizmor_auditor_or_each_finding_is_explained(repos, case
     assert found == ACCEPTED_AUDITOR.get(case, set()), found
     docs = (ROOT / "docs/ci.md").read_text()
     assert all(ident in docs for ident, _ in found)
+
+
+# --- lint and tests before the images ------------------------------------------------------
+
+LINT_AND_TESTS = ["uv run --frozen nox -s lint", "uv run --frozen nox -s tests"]
+
+
+@pytest.mark.parametrize("case", GITHUB)
+def test_github_lints_and_tests_before_the_images(repos, case):
+    """A job of its own runs `nox -s lint` and `nox -s tests` as a developer does, with the
+    pinned uv and its download cache, read-only and with no secret; the images job needs it."""
+    workflow = yaml.safe_load((repos[case] / WORKFLOW).read_text())
+    checks, images = workflow["jobs"]["checks"], workflow["jobs"]["images"]
+    assert list(workflow["jobs"]) == ["checks", "images"] and images["needs"] == "checks"
+    assert checks["if"] == images["if"]  # the same events: images never waits on a skipped job
+    assert checks["permissions"] == {"contents": "read"}
+    assert "secrets." not in json.dumps(checks) and "services" not in checks
+    steps = {step["name"]: step for step in checks["steps"]}
+    assert steps["Check out"]["with"] == {"persist-credentials": False}
+    copier = yaml.safe_load((ROOT / "copier.yml").read_text())
+    assert steps["Set up uv"]["with"] == {
+        "version": copier["uv_version"]["default"],
+        "cache-dependency-glob": "uv.lock",
+    }
+    assert [step["run"] for step in checks["steps"] if "run" in step] == LINT_AND_TESTS
+    assert checks["env"] == {"UV_PYTHON": "3.12"}  # the images' Python
+
+
+@pytest.mark.parametrize("case", ["gitlab", "gitlab-registry-arm64"])
+def test_gitlab_lints_and_tests_before_the_images(repos, case):
+    """The checks job runs in a stage before the images job, which needs it; uv's image at the
+    template's pin with the images' Python; uv's cache kept by uv.lock; no Docker, no login."""
+    pipeline = yaml.safe_load((repos[case] / ".gitlab-ci.yml").read_text())
+    assert pipeline["stages"] == ["test", "build"]
+    checks, images = pipeline["checks"], pipeline["images"]
+    assert (checks["stage"], images["stage"], images["needs"]) == ("test", "build", ["checks"])
+    copier = yaml.safe_load((ROOT / "copier.yml").read_text())
+    uv = copier["uv_version"]["default"]
+    assert checks["image"] == f"ghcr.io/astral-sh/uv:{uv}-python3.12-bookworm"
+    assert checks["script"] == [*LINT_AND_TESTS, "uv cache prune --ci"]
+    assert checks["cache"] == {"key": {"files": ["uv.lock"]}, "paths": [".uv-cache"]}
+    assert checks["variables"]["UV_CACHE_DIR"] == ".uv-cache"
+    assert "services" not in checks and "login" not in json.dumps(checks)
+
+
+def test_pre_commit_runs_the_lint_sessions_commands(repos):
+    """The ruff and hadolint hooks run what `nox -s lint` runs (on the files staged, so with
+    --force-exclude), with no --fix: a commit is checked as CI checks it."""
+    from uvdocker import sessions
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.posargs: list[str] = []
+            self.ran: list[list[str]] = []
+
+        def run(self, *cmd, **_):
+            self.ran.append([Path(str(cmd[0])).name, *map(str, cmd[1:])])
+
+        def error(self, line):
+            raise AssertionError(line)
+
+    repo = repos["github"]
+    recorder = Recorder()
+    sessions.Repo(repo).lint(recorder)
+    session_cmds = [" ".join(cmd).removesuffix(" .") for cmd in recorder.ran]
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook["entry"] for hook in config["repos"][0]["hooks"]}
+    hook_cmds = [
+        hooks[name].removeprefix("uv run --frozen ").replace(" --force-exclude", "")
+        for name in ("ruff-check", "ruff-format", "hadolint")
+    ]
+    assert session_cmds[:2] == hook_cmds[:2] == ["ruff check", "ruff format --check"]
+    assert session_cmds[2].startswith(hook_cmds[2] + " services/")
 
 
 # --- CI's bake definition --------------------------------------------------------------------

@@ -42,6 +42,16 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "cuda_flavor": "runtime",
         "cuda_os": "ubuntu22.04",
     },
+    # A service without a port is a worker: no server, a heartbeat (a GPU one too).
+    "workers": {
+        "services": [
+            {"name": "api", "port": 8000},
+            {"name": "jobs"},
+            # 32 characters, the longest name: the generated code stays within ruff's 100.
+            {"name": "gpu_worker_with_a_long_name_32ch", "gpu": True, "apt_packages": ["ffmpeg"]},
+            {"name": "web_api_with_a_rather_long_name1", "port": 8001},
+        ],
+    },
     "torch-cpu-and-cuda": {
         "services": [
             {"name": "core", "port": 8000},
@@ -114,20 +124,29 @@ def test_expected_files(case):
         "compose.watch.yaml",
         "docker-bake.hcl",
         "dockerfiles/split_requirements.py",
+        "shared/src/shared/worker.py",
+        "shared/tests/test_shared.py",
     ]
     if locks_here(answers):
         expected.append("uv.lock")
+    unexpected = []
     for service in services_of(answers):
         name = service["name"]
+        # An HTTP service's app, or a worker's unit of work: never both.
+        own, other = ("app.py", "worker.py") if "port" in service else ("worker.py", "app.py")
         expected += [
             f"services/{name}/Dockerfile",
             f"services/{name}/pyproject.toml",
+            f"services/{name}/settings.env.example",
             f"services/{name}/src/{name}/__init__.py",
             f"services/{name}/src/{name}/__main__.py",
-            f"services/{name}/src/{name}/app.py",
+            f"services/{name}/src/{name}/{own}",
+            f"services/{name}/tests/test_{name}.py",
         ]
+        unexpected.append(f"services/{name}/src/{name}/{other}")
     missing = [path for path in expected if not (repo / path).is_file()]
     assert not missing
+    assert not [path for path in unexpected if (repo / path).exists()]
     assert sorted(p.name for p in (repo / "services").iterdir()) == sorted(
         s["name"] for s in services_of(answers)
     )
@@ -154,8 +173,10 @@ def test_compose_config(case):
         assert spec["build"]["target"] == "app"
         assert spec["build"]["dockerfile"] == f"services/{service['name']}/Dockerfile"
         assert {s["source"] for s in spec["build"]["secrets"]} == {"ca_bundle", "netrc"}
-        assert spec["healthcheck"]["test"][:1] == ["CMD"]
-        assert [p["target"] for p in spec["ports"]] == [service["port"]]
+        assert spec["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck"]
+        ports = [service["port"]] if "port" in service else []  # a worker publishes none
+        assert [p["target"] for p in spec.get("ports", [])] == ports
+        assert "environment" not in spec  # no settings.env here
         devices = spec.get("deploy", {}).get("resources", {}).get("reservations", {})
         devices = devices.get("devices", [])
         if service["gpu"]:
@@ -163,6 +184,34 @@ def test_compose_config(case):
         else:
             assert not devices
     assert set(config["secrets"]) == {"ca_bundle", "netrc"}
+
+
+def test_runtime_settings_reach_the_container_alone(case, tmp_path):
+    """services/NAME/settings.env (git-ignored) is the container's environment, when it
+    exists; it is no build arg, and no other service's."""
+    repo, answers = case
+    first, *others = [s["name"] for s in services_of(answers)]
+    raw = yaml.safe_load((repo / "compose.yaml").read_text())["services"]
+    for name in (first, *others):
+        assert raw[name]["env_file"] == [
+            {"path": f"services/{name}/settings.env", "required": False}
+        ]
+    settings = repo / f"services/{first}/settings.env"
+    settings.write_text("MODEL_NAME='a $secret value'\nAPI_KEY=sk-test\n")
+    try:
+        config = compose_config(repo)["services"]
+    finally:
+        settings.unlink()
+    # git-ignored, where it may hold secrets: asked of git, in a repository with this .gitignore.
+    run(["git", "init", "--quiet"], cwd=tmp_path)
+    (tmp_path / ".gitignore").write_text((repo / ".gitignore").read_text())
+    check = ["git", "check-ignore", "--quiet", f"services/{first}/settings.env"]
+    ignored = run(check, cwd=tmp_path, check=False)
+    # Single-quoted: kept as written (`config` prints $ as $$, its own escape).
+    assert config[first]["environment"] == {"MODEL_NAME": "a $$secret value", "API_KEY": "sk-test"}
+    assert not {"MODEL_NAME", "API_KEY"} & set(map(str, config[first]["build"].get("args", {})))
+    assert all("environment" not in config[name] for name in others)
+    assert ignored.returncode == 0  # git-ignored: it may hold secrets
 
 
 def test_compose_config_with_dev_overlay(case):
@@ -174,7 +223,7 @@ def test_compose_config_with_dev_overlay(case):
         name = service["name"]
         assert (str(repo / "shared/src"), "/app/shared/src") in mounts
         assert (str(repo / f"services/{name}/src"), f"/app/services/{name}/src") in mounts
-        assert spec["environment"]["RELOAD"] == "1"
+        assert spec["environment"].get("RELOAD") == ("1" if "port" in service else None)
         assert spec["build"]["target"] == "app"  # the overlay runs the same image
 
 
@@ -183,7 +232,7 @@ def test_compose_services_run_with_least_privilege(case):
     for name, spec in compose_config(repo)["services"].items():
         assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"], name
         assert spec["security_opt"] == ["no-new-privileges:true"]
-        assert [p["host_ip"] for p in spec["ports"]] == ["127.0.0.1"]  # BIND_HOST's default
+        assert {p["host_ip"] for p in spec.get("ports", [])} <= {"127.0.0.1"}  # BIND_HOST's default
         assert {v["target"]: v["type"] for v in spec["volumes"]} == {"/home/app/.cache": "volume"}
         assert sorted(spec["tmpfs"]) == ["/home/app:uid=10001,gid=10001", "/tmp"]
 
@@ -200,6 +249,51 @@ def test_compose_watch_overlay(case):
             ("rebuild", "/uv.lock"),
         }
         assert not spec.get("read_only")  # sync writes into the container
+
+
+def test_workers_run_no_server_and_beat(case):
+    """A service without a port: no PORT, no EXPOSE, no published port or reload; its image
+    names the heartbeat its healthcheck reads, and `python -m NAME` runs the worker loop."""
+    repo, answers = case
+    env_example = (repo / ".env.example").read_text()
+    dev = compose_config(repo, "compose.yaml", "compose.dev.yaml")["services"]
+    for service in services_of(answers):
+        name = service["name"]
+        dockerfile = (repo / f"services/{name}/Dockerfile").read_text()
+        main = (repo / f"services/{name}/src/{name}/__main__.py").read_text()
+        if "port" in service:
+            assert f"PORT={service['port']}" in dockerfile and "\nEXPOSE " in dockerfile
+            assert "HEARTBEAT_FILE" not in dockerfile and "shared.serve" in main
+            assert f"{name.upper()}_PORT={service['port']}" in env_example
+            assert dev[name]["environment"]["RELOAD"] == "1"
+        else:
+            assert "PORT=" not in dockerfile and "EXPOSE" not in dockerfile
+            assert "HEARTBEAT_FILE=/tmp/heartbeat" in dockerfile
+            assert "from shared.worker import run" in main
+            assert f"{name.upper()}_PORT" not in env_example
+            assert "RELOAD" not in dev[name]["environment"]
+        # The same stages, cache mounts and base either way.
+        assert list(stages(dockerfile)) == ["uv", "base", "export", "deps", "shared", "app"]
+
+
+def test_readme_names_this_repos_services(case):
+    """The generated README's examples name the services of the answers, never the default
+    ones a repo may not have; its template_update command lists exactly these, plus one."""
+    repo, answers = case
+    readme = (repo / "README.md").read_text()
+    names = [s["name"] for s in services_of(answers)]
+    some = " ".join(names[:2])
+    assert f'make build SERVICES="{some}"' in readme
+    assert f"uv run nox -s build -- {some} " in readme
+    assert f"uv run nox -s tests -- {names[0]}`" in readme
+    for default in {"core", "llm", "tts", "stt"} - set(names):
+        assert not re.search(rf"\b{default}\b", readme), default
+    command = readme[readme.index("template_update -- -d 'services=") :].split("'")[1]
+    listed = yaml.safe_load(command.removeprefix("services="))
+    assert [s["name"] for s in listed] == [*names, "new_api"]
+    saved = yaml.safe_load((repo / ".copier-answers.yml").read_text())["services"]
+    for given, kept in zip(saved, listed, strict=False):  # what was answered, defaults left out
+        assert {k: v for k, v in given.items() if v not in (False, [], "none")} == kept
 
 
 def test_env_example_documents_every_setting(case):
@@ -334,6 +428,7 @@ def test_nox_lists_sessions(case):
         "template_update",
         "watch",
         "sbom",
+        "tests",
     )
     for session in sessions:
         assert re.search(rf"^[*-] {session}\b", out.stdout, re.MULTILINE), out.stdout

@@ -187,6 +187,24 @@ def test_private_package_from_its_explicit_index(built, engine, indexes):
     assert any(path.startswith("/acme/acme-internal") for path in indexes.requests)
 
 
+def test_a_gpu_services_tests_take_torchs_cpu_build_or_cuda_when_asked(built):
+    """`nox -s tests -- tts` tests the GPU service on this GPU-less host with its `cpu` group
+    (PyTorch's CPU build, from the same lock); `--cuda` takes its `cuda` group, as its image."""
+    repo, _ = built
+    test = repo / "services/tts/tests/test_tts_torch.py"
+    test.write_text("import torch\n\n\ndef test_torch():\n    print('torch', torch.__version__)\n")
+    trust = {"SSL_CERT_FILE": str(repo.parent / "ca-bundle.pem")}  # the test indexes' CA
+    try:
+        cpu = nox(repo, "-s", "tests", "--", "tts", "--", "-s", env=trust)
+        cuda = nox(repo, "-s", "tests", "--", "tts", "--cuda", "--", "-s", env=trust)
+    finally:
+        test.unlink()
+    assert "--package tts --group test --group cpu " in cpu.stderr
+    assert "--package tts --group test --group cuda " in cuda.stderr
+    assert f"torch {TORCH_CPU}\n" in cpu.stdout and f"torch {TORCH_CUDA}\n" in cuda.stdout
+    assert "3 passed" in cpu.stdout and "3 passed" in cuda.stdout  # its own tests and this one
+
+
 def test_small_dependency_leaves_the_torch_layer_cached(built, engine):
     repo, _ = built
     image = f"{PREFIX}/tts:latest"

@@ -330,7 +330,7 @@ def later(versions: Versions, tmp_path_factory: pytest.TempPathFactory) -> Versi
     src = tmp_path_factory.mktemp("later") / "copier-uv-docker"
     run(["git", "clone", "--quiet", str(versions.src), str(src)], cwd=src.parent)
     edit(
-        next((src / "template" / "services").glob("*/src/*/app.py")),
+        next((src / "template" / "services").glob("*/src/*/*app.py{% endif %}")),  # not workers
         'MESSAGE = "hello"',
         'MESSAGE = "hello from the template"',
     )

@@ -19,6 +19,8 @@ class FakeSession:
     def __init__(self, tmp: Path, *posargs: str) -> None:
         self.posargs, self.logged, self.ran, self.tmp = list(posargs), [], [], tmp
         self.warned: list[str] = []
+        self.kwargs: list[dict[str, Any]] = []  # each run's keyword arguments (env...)
+        self.fails: set[str] = set()  # programs whose run fails, as nox says it
 
     def log(self, line: str) -> None:
         self.logged.append(line)
@@ -31,6 +33,11 @@ class FakeSession:
 
     def run(self, *args: Any, **kwargs: Any) -> None:
         self.ran.append([str(arg) for arg in args])
+        self.kwargs.append(kwargs)
+        if Path(str(args[0])).name in self.fails:
+            from nox.command import CommandFailed
+
+            raise CommandFailed(f"{args[0]} failed")
 
     def create_tmp(self) -> str:
         self.tmp.mkdir(parents=True, exist_ok=True)

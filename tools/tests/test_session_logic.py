@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,19 +42,25 @@ def test_build_options_refused_in_one_line(session, stopped, posargs, said):
 
 def test_sessions_without_arguments_refuse_them(session, stopped, tmp_path):
     repo = sessions.Repo(tmp_path)
-    with pytest.raises(stopped, match="unknown argument core: lint takes no arguments"):
+    with pytest.raises(stopped, match="unknown argument core: lint takes --fix"):
         repo.lint(session("core"))
     with pytest.raises(stopped, match="unknown option --x: template_check takes no arguments"):
         repo.template_check(session("--x"))
 
 
-def test_lint_runs_hadolint_on_every_dockerfile(session, tmp_path):
-    for name in ("tts", "core"):
-        (tmp_path / "services" / name).mkdir(parents=True)
-        (tmp_path / "services" / name / "Dockerfile").write_text("FROM scratch\n")
+def dockerfiles(root: Path, *names: str) -> None:
+    for name in names:
+        (root / "services" / name).mkdir(parents=True)
+        (root / "services" / name / "Dockerfile").write_text("FROM scratch\n")
+
+
+def test_lint_runs_ruff_and_hadolint_on_the_workspace(session, tmp_path):
+    dockerfiles(tmp_path, "tts", "core")
     ran = session()
     sessions.Repo(tmp_path).lint(ran)
-    ((hadolint, *args),) = ran.ran
+    ruff_check, ruff_format, (hadolint, *args) = ran.ran
+    assert [Path(ruff_check[0]).name, *ruff_check[1:]] == ["ruff", "check", "."]
+    assert [Path(ruff_format[0]).name, *ruff_format[1:]] == ["ruff", "format", "--check", "."]
     assert hadolint.endswith("hadolint")
     assert args == [
         "--config",
@@ -61,6 +68,90 @@ def test_lint_runs_hadolint_on_every_dockerfile(session, tmp_path):
         "services/core/Dockerfile",
         "services/tts/Dockerfile",
     ]
+
+
+def test_lint_fix_lets_ruff_fix_and_format(session, tmp_path):
+    ran = session("--fix")
+    sessions.Repo(tmp_path).lint(ran)
+    assert [cmd[1:] for cmd in ran.ran[:2]] == [["check", "--fix", "."], ["format", "."]]
+
+
+def test_lint_runs_every_check_and_names_those_that_failed(session, stopped, tmp_path):
+    dockerfiles(tmp_path, "core")
+    ran = session()
+    ran.fails = {"ruff", "hadolint"}
+    with pytest.raises(stopped) as said:
+        sessions.Repo(tmp_path).lint(ran)
+    assert len(ran.ran) == 3  # a failed check does not hide the next one's problems
+    assert str(said.value) == (
+        "lint found problems (ruff check, ruff format, hadolint): see above; "
+        "nox -s lint -- --fix fixes what ruff can"
+    )
+
+
+def workspace(root: Path, services: dict[str, str]) -> None:
+    """A workspace whose services have tests: name -> the groups of its pyproject.toml."""
+    (root / "uv.lock").write_text("")
+    for name, groups in {"shared": "", **services}.items():
+        folder = root / ("shared" if name == "shared" else f"services/{name}")
+        (folder / "tests").mkdir(parents=True)
+        (folder / "pyproject.toml").write_text(f"[project]\nname = '{name}'\n{groups}")
+        (folder / "tests" / f"test_{name}.py").write_text("def test_it():\n    pass\n")
+
+
+TORCH_GROUPS = "[dependency-groups]\ncpu = ['torch']\ncuda = ['torch']\n"
+
+
+@pytest.fixture
+def locked(monkeypatch):
+    """check_lock passes: the lock is not what these tests are about."""
+    monkeypatch.setattr(sessions.Repo, "check_lock", lambda self, session: None)
+
+
+def test_tests_run_each_package_in_an_environment_of_its_own(session, tmp_path, locked):
+    workspace(tmp_path, {"core": "", "tts": TORCH_GROUPS})
+    ran = session()
+    sessions.Repo(tmp_path).tests(ran)
+    uv = [[Path(cmd[0]).name, *cmd[1:]] for cmd in ran.ran]
+    common = ["uv", "run", "--frozen", "--exact", "--package"]
+    python = ["--python", sys.executable, "pytest"]
+    assert uv == [
+        [*common, "shared", "--group", "test", *python, "shared"],
+        [*common, "core", "--group", "test", *python, "services/core"],
+        [*common, "tts", "--group", "test", "--group", "cpu", *python, "services/tts"],
+    ]
+    environments = [kwargs["env"]["UV_PROJECT_ENVIRONMENT"] for kwargs in ran.kwargs]
+    assert environments == [
+        str(tmp_path / ".nox/tests" / name) for name in ("shared", "core", "tts")
+    ]
+    assert all(kwargs["env"]["VIRTUAL_ENV"] is None for kwargs in ran.kwargs)
+
+
+def test_tests_of_those_named_with_cuda_and_pytest_options(session, tmp_path, locked):
+    """Only tts, with its `cuda` group; what follows the second `--` reaches pytest."""
+    workspace(tmp_path, {"core": "", "tts": TORCH_GROUPS})
+    ran = session("tts", "--cuda", "--", "-k", "health", "-x")
+    sessions.Repo(tmp_path).tests(ran)
+    ((_, *cmd),) = ran.ran
+    assert cmd[:10] == [
+        "run", "--frozen", "--exact", "--package", "tts", "--group", "test", "--group", "cuda",
+        "--python",
+    ]  # fmt: skip
+    assert cmd[-5:] == ["pytest", "services/tts", "-k", "health", "-x"]
+
+
+def test_tests_refuse_an_unknown_service_and_name_the_failed_ones(
+    session, stopped, tmp_path, locked
+):
+    workspace(tmp_path, {"core": "", "llm": ""})
+    with pytest.raises(stopped, match="unknown service nope: known are shared, core, llm"):
+        sessions.Repo(tmp_path).tests(session("core", "nope"))
+    (tmp_path / "services/llm/tests/test_llm.py").unlink()  # a service without tests is said
+    ran = session()
+    ran.fails = {"uv"}
+    with pytest.raises(stopped, match=r"^tests failed in shared, core: see above$"):
+        sessions.Repo(tmp_path).tests(ran)
+    assert "llm: no tests (test_*.py) in services/llm" in ran.logged
 
 
 def test_no_registry_cache_without_a_registry(session, tmp_path, monkeypatch):

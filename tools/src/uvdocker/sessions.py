@@ -67,14 +67,17 @@ class Options(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's hook, called instead of exiting
         raise _Refused(message)
 
-    def parse(self, session: Any) -> argparse.Namespace:
-        """The posargs as options; unknown ones end the session, naming what it takes.
+    def parse(self, session: Any, posargs: list[str] | None = None) -> argparse.Namespace:
+        """The posargs (or `posargs`) as options; unknown ones end the session, naming what it
+        takes.
 
         parse_known_intermixed_args, so services and options may come in any order
         (`-- core --no-cache tts`), as they always could.
         """
         try:
-            args, unknown = self.parse_known_intermixed_args(session.posargs)
+            args, unknown = self.parse_known_intermixed_args(
+                session.posargs if posargs is None else posargs
+            )
         except _Refused as refused:
             session.error(f"{self.session_name}: {refused}")
         if unknown:
@@ -365,12 +368,84 @@ class Repo:
     # --- checking ----------------------------------------------------------------------------
 
     def lint(self, session: Any) -> None:
-        """hadolint on every Dockerfile, with the repo's .hadolint.yaml."""
-        Options("lint", "no arguments").parse(session)
+        """ruff check and ruff format --check on the workspace, hadolint on every Dockerfile
+        (the pre-commit hooks run the same); --fix lets ruff fix what it can and format."""
+        parser = Options("lint", "--fix")
+        parser.add_argument("--fix", action="store_true")
+        fix = parser.parse(session).fix
         found = sorted(
             str(p.relative_to(self.root)) for p in self.root.glob("services/*/Dockerfile")
         )
-        session.run(BIN / "hadolint", "--config", ".hadolint.yaml", *found, external=True)
+        checks = {
+            "ruff check": [BIN / "ruff", "check", *(["--fix"] if fix else []), "."],
+            "ruff format": [BIN / "ruff", "format", *([] if fix else ["--check"]), "."],
+            "hadolint": [BIN / "hadolint", "--config", ".hadolint.yaml", *found],
+        }
+        failed = []
+        for name, cmd in checks.items():  # every check runs, so one run shows every problem
+            try:
+                session.run(*cmd, external=True)
+            except CommandFailed:
+                failed.append(name)
+        if failed:
+            fixes = "" if fix else "; nox -s lint -- --fix fixes what ruff can"
+            session.error(f"lint found problems ({', '.join(failed)}): see above{fixes}")
+
+    # --- the team's code ---------------------------------------------------------------------
+
+    def test_targets(self) -> list[str]:
+        """What has tests to run: the shared package and each service of services/."""
+        return [
+            "shared",
+            *sorted(p.parent.name for p in self.root.glob("services/*/pyproject.toml")),
+        ]
+
+    def tests(self, session: Any) -> None:
+        """Each service's tests and the shared package's (or those named), each in an environment
+        of its own (.nox/tests/NAME): its locked dependencies, the ones its image installs, and
+        the root's `test` group; PyTorch's CPU build where it takes torch, CUDA's with --cuda.
+        What follows a second `--` goes to pytest: -- core -- -k health."""
+        posargs = list(session.posargs)
+        cut = posargs.index("--") if "--" in posargs else len(posargs)
+        parser = Options("tests", "services, shared, --cuda, and pytest's options after a --")
+        parser.add_argument("services", nargs="*")
+        parser.add_argument("--cuda", action="store_true")
+        args = parser.parse(session, posargs[:cut])
+        known = self.test_targets()
+        unknown = [name for name in args.services if name not in known]
+        if unknown:
+            session.error(f"unknown service {', '.join(unknown)}: known are {', '.join(known)}")
+        self.check_lock(session)
+        failed = []
+        for name in args.services or known:
+            folder = self.root / ("shared" if name == "shared" else f"services/{name}")
+            found = [p for p in folder.rglob("*.py") if re.match(r"test_|.*_test\.py$", p.name)]
+            if not found:  # pytest's own default patterns
+                session.log(f"{name}: no tests (test_*.py) in {folder.relative_to(self.root)}")
+                continue
+            groups = tomllib.loads((folder / "pyproject.toml").read_text()).get(
+                "dependency-groups", {}
+            )
+            torch = "cuda" if args.cuda and "cuda" in groups else "cpu" if "cpu" in groups else ""
+            cmd = [BIN / "uv", "run", "--frozen", "--exact", "--package", name, "--group", "test"]
+            cmd += ["--group", torch] if torch else []
+            cmd += ["--python", sys.executable, "pytest", folder.relative_to(self.root)]
+            # An environment per package, apart from the dev tools: what the image lacks, the
+            # tests lack too. nox's own environment is not the one to sync.
+            env = {"UV_PROJECT_ENVIRONMENT": str(self.root / ".nox/tests" / name)}
+            try:
+                # 5: every test deselected (-k) in this package.
+                session.run(
+                    *cmd,
+                    *posargs[cut + 1 :],
+                    env={**env, "VIRTUAL_ENV": None},
+                    external=True,
+                    success_codes=[0, 5],
+                )
+            except CommandFailed:
+                failed.append(name)
+        if failed:
+            session.error(f"tests failed in {', '.join(failed)}: see above")
 
     def dive(self, session: Any) -> None:
         """dive in CI mode on each image (or those named); --interactive to browse,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from starlette.applications import Starlette
@@ -19,7 +20,9 @@ def create_app(service: str, message: str, routes: Sequence[BaseRoute] = ()) -> 
         return JSONResponse({"status": "ok", "service": service})
 
     async def index(request: Request) -> JSONResponse:
-        return JSONResponse({"service": service, "message": message})
+        # MODEL_NAME: an example of a runtime setting, from the service's settings.env.
+        model = os.environ.get("MODEL_NAME", "")
+        return JSONResponse({"service": service, "message": message, "model": model})
 
     async def gpu(request: Request) -> JSONResponse:
         return JSONResponse({"service": service, "cuda_driver": cuda_driver_loads()})

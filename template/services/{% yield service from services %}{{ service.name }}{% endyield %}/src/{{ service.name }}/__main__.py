@@ -1,5 +1,0 @@
-"""Run this service: python -m <service>."""
-
-from shared.serve import serve
-
-serve(f"{__package__}.app:app")
