@@ -377,7 +377,7 @@ def test_github_publishes_and_writes_the_default_cache_only_from_protected_refs(
     computes from the branch name."""
     (event, ref_type, ref_name, protected, fork), expected = PUSHES[push]
     workflow = yaml.safe_load((repos[case] / WORKFLOW).read_text())
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["images"]
     context: dict[str, Any] = {
         "github.event_name": event,
         "github.ref_type": ref_type,
