@@ -14,13 +14,16 @@ class Stopped(Exception):
 
 
 class FakeSession:
-    """posargs, log, error, run and create_tmp, as nox.Session has them."""
+    """posargs, log, warn, error, run and create_tmp, as nox.Session has them."""
 
     def __init__(self, tmp: Path, *posargs: str) -> None:
         self.posargs, self.logged, self.ran, self.tmp = list(posargs), [], [], tmp
 
     def log(self, line: str) -> None:
         self.logged.append(line)
+
+    def warn(self, line: str) -> None:
+        self.logged.append(f"warning: {line}")
 
     def error(self, line: str) -> None:
         raise Stopped(line)
