@@ -1,10 +1,11 @@
 """A plain-HTTP relay with a Hold, for the fault tests: a download or an upload stopped half-way.
 
-Build steps' port-80 traffic on a second engine (apt's, from Debian's mirror) is sent here by an
-iptables DNAT rule on its bridge, and the relay forwards each request to the server its Host
-header names; in front of a registry, it forwards everything to that registry, and stopping it
-stops "the registry" as a dying server would: the port closes and every open connection is
-reset. Either way its Hold can stop one request in the middle.
+As the HTTP proxy of a second engine's builds (the Docker config's `proxies`, which buildx hands
+to build steps as `http_proxy`: apt's downloads from Debian's mirror), it forwards each request
+to the server it names, and can keep the answers, so that later builds do not go out again. In
+front of a registry, it forwards everything to that registry, and stopping it stops "the
+registry" as a dying server would: the port closes and every open connection is reset. Either
+way its Hold can stop one request in the middle.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from urllib.parse import urlsplit
 
 from scripts.package_index import Hold, QuietServer, reset
 
@@ -37,11 +39,13 @@ class Relay:
 
 
 @contextmanager
-def serve(address: str, upstream: str = "", port: int = 0) -> Iterator[Relay]:
+def serve(address: str, upstream: str = "", port: int = 0, keep: bool = False) -> Iterator[Relay]:
     """Relay HTTP on `address` at `port` (else a free one) while the block runs: to `upstream`
-    (host:port) when given, else to the server each request's Host header names."""
+    (host:port) when given, else to the server each request names, as a proxy; with `keep`,
+    each GET answered 200 is kept and given again without going out."""
     relay: Relay
     open_connections: set = set()
+    kept_answers: dict[str, tuple[dict[str, str], bytes]] = {}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # clients keep connections open and pipeline requests
@@ -69,27 +73,40 @@ def serve(address: str, upstream: str = "", port: int = 0) -> Iterator[Relay]:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
         def forward(self) -> None:
-            target = upstream or self.headers.get("Host", "")
-            relay.requests.append(f"{self.command} http://{target}{self.path}")
+            url = urlsplit(self.path)  # a proxy's request names the server: http://host/path
+            target = upstream or url.netloc or self.headers.get("Host", "")
+            path = url.path + (f"?{url.query}" if url.query else "")
+            relay.requests.append(f"{self.command} http://{target}{path}")
             body = self.request_body()
-            if self.command != "GET" and relay.hold.wants(self.command, self.path):
+            if self.command != "GET" and relay.hold.wants(self.command, path):
                 return relay.hold.stall(self)  # an upload: received, never answered
+            key = f"http://{target}{path}"
+            if key in kept_answers and self.command == "GET":
+                status, (headers, content) = 200, kept_answers[key]
+            else:
+                status, headers, content = self.ask(target, path, body)
+                if keep and status == 200 and self.command == "GET":
+                    kept_answers[key] = (headers, content)
+            if status == 200 and relay.hold.wants(self.command, path):
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+                return relay.hold.stall(self, headers, content)  # a download: half of it
+            self.reply(status, headers, content)
+
+        def ask(self, target: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+            """The answer of the server at `target`; a 502 when it cannot be reached."""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
             headers.pop("Content-Length", None)
             connection = http.client.HTTPConnection(target, timeout=120)
             try:
-                connection.request(self.command, self.path, body=body or None, headers=headers)
+                connection.request(self.command, path, body=body or None, headers=headers)
                 answer = connection.getresponse()
                 content = answer.read()
             except OSError as error:
-                return self.reply(502, {}, f"relay: {error}\n".encode())
+                return 502, {}, f"relay: {error}\n".encode()
             finally:
                 connection.close()
             kept = {k: v for k, v in answer.getheaders() if k.lower() not in HOP}
-            if answer.status == 200 and relay.hold.wants(self.command, self.path):
-                kept.pop("Content-Length", None)
-                return relay.hold.stall(self, kept, content)  # a download: half of it
-            self.reply(answer.status, kept, content)
+            return answer.status, kept, content
 
         do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = forward
 
