@@ -172,7 +172,8 @@ def summary(lines: list[str]) -> str:
 def no_space(build: Build) -> str:
     """The line of a failed build that says the engine's disk is full (ENOSPC), or ""."""
     said = [build.error, *build.failure()[1]]
-    return next((line.strip() for line in said if _NO_SPACE.search(line)), "")
+    found = next((line for line in said if _NO_SPACE.search(line)), "")
+    return _CAUSE.sub("", found).strip().removeprefix("error: ")
 
 
 def download_failed(build: Build) -> bool:
