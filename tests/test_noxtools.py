@@ -4,11 +4,12 @@ settings allow-list, and how the host's buildx picks Compose's build path."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from uvdocker import build, host, report
+from uvdocker import build, host, report, sessions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildkit"
 SERVICES = ["core", "llm", "stt", "tts"]
@@ -372,3 +373,46 @@ def test_an_image_another_build_named_at_the_same_moment():
     result = replay("bake-name-taken-all.jsonl", failed=True)
     assert build.name_taken(result.error) == "docker.io/faults/llm:latest"
     assert build.name_taken("failed to solve: process did not complete successfully") == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        (
+            "bake-disk-full-core.jsonl",
+            " at [deps 1/5]: no space left on the engine's disk (E: Write error - write (28: No "
+            "space left on device)): free it with nox -s prune -- --all (nox -s du shows what "
+            "holds it), then rerun nox -s build -- core",
+        ),
+        (
+            "bake-network-cut-uv-core.jsonl",
+            "; the build could not download packages: check that the engine reaches the index or "
+            "mirror (network, proxy, CA_BUNDLE, UV_INDEX in .env), then rerun nox -s build -- core",
+        ),
+    ],
+)
+def test_the_one_line_of_a_fault_says_what_to_do(name, said):
+    """What follows "build of core failed" in the session's one line."""
+    line = sessions.failed(replay(name, "core", failed=True), "quiet", "nox -s build -- core")
+    assert line.endswith(said) and "\n" not in line, line
+
+
+def test_a_registry_that_stopped_is_named_with_its_last_word():
+    result = replay("bake-push-registry-stopped-core.jsonl", "core", failed=True)
+    line = sessions.failed(result, "quiet", "nox -s push -- core")
+    assert re.fullmatch(
+        r": the registry 127\.0\.0\.1:\d+ did not answer \(dial tcp 127\.0\.0\.1:\d+: connect: "
+        r"connection refused\): check that it is up and that this engine reaches it, then rerun "
+        r"nox -s push -- core",
+        line,
+    ), line
+
+
+def test_a_cache_not_written_is_a_warning_naming_the_registry():
+    result = replay("bake-push-cache-unwritten-core.jsonl", "core")
+    said = sessions.cache_unwritten(result, "push of core", "nox -s push -- core")
+    assert re.fullmatch(
+        r"push of core: the registry cache was not written \(the registry 127\.0\.0\.1:\d+ did "
+        r"not answer: EOF\); the images are complete, and the next nox -s push -- core writes it",
+        said,
+    ), said
