@@ -265,11 +265,7 @@ def stores(optimized: Variant, workdir: Path) -> list[Measure]:
 
 def load_base_images(repo: Path, docker_host: str) -> None:
     """Copy the sample's base images (the stand-ins) into another engine: its own pull."""
-    images = base_images(repo)
-    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-    load = ["docker", "-H", docker_host, "load", "-q"]
-    subprocess.run(load, stdin=save.stdout, check=True, capture_output=True)
-    save.wait()
+    second_engine.load(docker_host, base_images(repo))
 
 
 def second_machine(optimized: Variant, workdir: Path) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,8 +65,24 @@ class Engine:
 
     @property
     def subnet(self) -> str:
-        """A /24 of 172.31.0.0/16 picked by name (the host's engine has 172.17.0.0/16)."""
-        return f"172.31.{int(hashlib.sha256(self.name.encode()).hexdigest(), 16) % 250 + 1}.1/24"
+        """The bridge's address: the one it has, else a /24 of 172.31.0.0/16 that no interface
+        of this host uses, tried from one picked by name (the host's engine has 172.17.0.0/16).
+        Two names can hash alike, and a second bridge on a subnet in use cuts both off."""
+        found = re.search(r"inet (\S+)", _ip_addresses(self.bridge))
+        if found:
+            return found[1]
+        used = set(re.findall(r"inet 172\.31\.(\d+)\.", _ip_addresses()))
+        first = int(hashlib.sha256(self.name.encode()).hexdigest(), 16) % 250
+        for step in range(250):
+            third = (first + step) % 250 + 1
+            if str(third) not in used:
+                return f"172.31.{third}.1/24"
+        raise SystemExit("second_engine: every /24 of 172.31.0.0/16 is in use")
+
+    @property
+    def gateway(self) -> str:
+        """The bridge's address: where build steps on this engine reach the host."""
+        return self.subnet.split("/")[0]
 
     @property
     def host(self) -> str:
@@ -72,9 +90,15 @@ class Engine:
         return f"unix://{self.socket}"
 
 
-def nat_rules(engine: Engine) -> list[list[str]]:
+def _ip_addresses(device: str = "") -> str:
+    """`ip -4 addr show [DEVICE]`: "" when there is no such device."""
+    cmd = ["ip", "-4", "addr", "show", *([device] if device else [])]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+
+
+def nat_rules(engine: Engine, subnet: str = "") -> list[list[str]]:
     """iptables rules that let the engine's bridge reach the network, as the host's has them."""
-    network = engine.subnet.rsplit(".", 1)[0] + ".0/24"
+    network = (subnet or engine.subnet).rsplit(".", 1)[0] + ".0/24"
     bridge = engine.bridge
     return [
         ["-t", "nat", "POSTROUTING", "-s", network, "!", "-o", bridge, "-j", "MASQUERADE"],
@@ -124,9 +148,12 @@ def start(name: str, store: str = "classic", timeout: float = 90) -> str:
     engine.config.parent.mkdir(parents=True, exist_ok=True)
     features = {"containerd-snapshotter": store == "containerd"}
     engine.config.write_text(json.dumps({"features": features}, indent=2) + "\n")
-    if subprocess.run(["ip", "link", "show", engine.bridge], capture_output=True).returncode:
-        subprocess.run(["ip", "link", "add", engine.bridge, "type", "bridge"], check=True)
-        subprocess.run(["ip", "addr", "add", engine.subnet, "dev", engine.bridge], check=True)
+    with (Path("/run") / "second-engine.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two engines starting at once pick different subnets
+        if subprocess.run(["ip", "link", "show", engine.bridge], capture_output=True).returncode:
+            subnet = engine.subnet
+            subprocess.run(["ip", "link", "add", engine.bridge, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", subnet, "dev", engine.bridge], check=True)
     subprocess.run(["ip", "link", "set", engine.bridge, "up"], check=True)
     for rule in nat_rules(engine):
         if not iptables("-C", rule):
@@ -156,6 +183,18 @@ def start(name: str, store: str = "classic", timeout: float = 90) -> str:
     return engine.host
 
 
+def load(docker_host: str, images: list[str]) -> None:
+    """Copy `images` from the host's engine into the engine at `docker_host` (its own pull):
+    stand-in base images, which no registry serves."""
+    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+    loaded = subprocess.run(
+        ["docker", "-H", docker_host, "load", "-q"], stdin=save.stdout, capture_output=True
+    )
+    save.stdout.close()
+    if save.wait() or loaded.returncode:
+        raise SystemExit(f"second_engine: loading {', '.join(images)} failed: {loaded.stderr}")
+
+
 def alive(pid: int) -> bool:
     """Whether process `pid` still runs. A dockerd that start() launched from this process is its
     child: once it exits it is reaped here, or it would linger as a zombie until we exit."""
@@ -177,8 +216,9 @@ def stop(name: str, keep_data: bool = False, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while alive(int(pid)) and time.monotonic() < deadline:
             time.sleep(0.5)
+    subnet = engine.subnet  # read from the bridge, before it goes
     subprocess.run(["ip", "link", "delete", engine.bridge], capture_output=True, check=False)
-    for rule in nat_rules(engine):
+    for rule in nat_rules(engine, subnet):
         while iptables("-D", rule):
             pass
     if not keep_data:

@@ -3,13 +3,13 @@ settings allow-list, and how the host's buildx picks Compose's build path."""
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from uvdocker import build, host, report, rules
+from uvdocker import build, host, report, rules, sessions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildkit"
 SERVICES = ["core", "llm", "stt", "tts"]
@@ -22,11 +22,14 @@ def own_environment(monkeypatch):
     monkeypatch.setattr(os, "environ", os.environ.copy())
 
 
-def replay(name: str, service: str = "", show: str = "quiet") -> build.Build:
-    """A Build read from a fixture, as `build.run` reads Compose's output."""
+def replay(name: str, service: str = "", show: str = "quiet", failed: bool = False) -> build.Build:
+    """A Build read from a fixture, as `build.run` reads the output of a build (that `failed`:
+    exited non-zero, as the fixtures of faults did)."""
     result = build.Build()
-    for line in (FIXTURES / name).read_text().splitlines():
-        build.read(result, json.loads(line), service, show)
+    for line in (FIXTURES / name).read_text().splitlines(keepends=True):
+        build.take(result, line, service, show)
+    if failed and not result.error:  # as build.run does
+        result.error = result.said
     return result
 
 
@@ -436,3 +439,109 @@ def test_builder_is_named_from_buildx_inspect():
     found = host.Host("docker-compose", "docker-buildx", "buildx 0.29.1 found")
     line = "builds through buildx bake on compose.yaml: buildx 0.29.1 found"
     assert found.describe("team (remote driver)") == f"{line}; builder team (remote driver)"
+
+
+# Faults, from real builds on a second engine (tests/test_faults.py made each happen).
+
+
+def test_engine_killed_in_the_middle_of_a_step():
+    """SIGKILL to the engine: bake's own line, after BuildKit had reported the build's steps."""
+    result = replay("bake-engine-killed-core.jsonl", service="core", failed=True)
+    assert result.started
+    assert result.error == "failed to solve: Unavailable: error reading from server: EOF"
+    assert build.engine_dropped(result.error)
+    assert not build.registry_unreachable(result.error)[0] and not build.no_space(result)
+
+
+def test_registry_stopped_in_the_middle_of_a_push():
+    result = replay("bake-push-registry-stopped-core.jsonl", service="core", failed=True)
+    host, cause = build.registry_unreachable(result.error)
+    assert (
+        host.startswith("127.0.0.1:") and cause == f"dial tcp {host}: connect: connection refused"
+    )
+    assert result.failure()[0] == "exporting to image"  # not the cache import that found none
+    assert not build.engine_dropped(result.error)
+
+
+def test_registry_cache_not_written_is_no_failure():
+    """The registry stopped while the cache was written: the build succeeded (ignore-error),
+    the export's error is kept, and the cache import that found no cache yet is not kept."""
+    result = replay("bake-push-cache-unwritten-core.jsonl", service="core")
+    assert result.error == "" and result.failed == ("", "")
+    (error,) = result.cache_errors
+    host, cause = build.registry_unreachable(error)
+    assert host.startswith("127.0.0.1:") and cause == "EOF"  # the relay reset its connection
+
+
+def test_disk_full_is_found_in_the_failed_steps_lines():
+    result = replay("bake-disk-full-core.jsonl", service="core", failed=True)
+    assert result.failure()[0] == "[deps 1/5]"
+    assert build.no_space(result) == "E: Write error - write (28: No space left on device)"
+
+
+def test_network_cut_while_apt_downloads_names_the_download():
+    """apt's first failed download, not its last line ("Unable to fetch some archives, maybe
+    run apt-get update or try with --fix-missing?")."""
+    result = replay("bake-network-cut-apt-core.jsonl", service="core", failed=True)
+    step, lines = result.failure()
+    assert step == "[deps 1/5]" and build.download_failed(result)
+    said = build.summary(lines)
+    assert said.startswith("could not download http://deb.debian.org/debian/pool/main/t/tree/")
+    assert ".deb (Error reading from server. Remote end closed connection [IP: " in said
+    assert not build.no_space(result)
+
+
+def test_network_cut_while_uv_downloads_names_the_package_and_index():
+    result = replay("bake-network-cut-uv-core.jsonl", service="core", failed=True)
+    step, lines = result.failure()
+    assert step == "[deps 3/5]" and build.download_failed(result)
+    assert build.summary(lines).startswith("could not install heldpkg==1.0 from index faults (")
+
+
+def test_an_image_another_build_named_at_the_same_moment():
+    result = replay("bake-name-taken-all.jsonl", failed=True)
+    assert build.name_taken(result.error) == "docker.io/faults/llm:latest"
+    assert build.name_taken("failed to solve: process did not complete successfully") == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        (
+            "bake-disk-full-core.jsonl",
+            " at [deps 1/5]: no space left on the engine's disk (E: Write error - write (28: No "
+            "space left on device)): free it with nox -s prune -- --all (nox -s du shows what "
+            "holds it), then rerun nox -s build -- core",
+        ),
+        (
+            "bake-network-cut-uv-core.jsonl",
+            "; the build could not download packages: check that the engine reaches the index or "
+            "mirror (network, proxy, CA_BUNDLE, UV_INDEX in .env), then rerun nox -s build -- core",
+        ),
+    ],
+)
+def test_the_one_line_of_a_fault_says_what_to_do(name, said):
+    """What follows "build of core failed" in the session's one line."""
+    line = sessions.failed(replay(name, "core", failed=True), "quiet", "nox -s build -- core")
+    assert line.endswith(said) and "\n" not in line, line
+
+
+def test_a_registry_that_stopped_is_named_with_its_last_word():
+    result = replay("bake-push-registry-stopped-core.jsonl", "core", failed=True)
+    line = sessions.failed(result, "quiet", "nox -s push -- core")
+    assert re.fullmatch(
+        r": the registry 127\.0\.0\.1:\d+ did not answer \(dial tcp 127\.0\.0\.1:\d+: connect: "
+        r"connection refused\): check that it is up and that this engine reaches it, then rerun "
+        r"nox -s push -- core",
+        line,
+    ), line
+
+
+def test_a_cache_not_written_is_a_warning_naming_the_registry():
+    result = replay("bake-push-cache-unwritten-core.jsonl", "core")
+    said = sessions.cache_unwritten(result, "push of core", "nox -s push -- core")
+    assert re.fullmatch(
+        r"push of core: the registry cache was not written \(the registry 127\.0\.0\.1:\d+ did "
+        r"not answer: EOF\); the images are complete, and the next nox -s push -- core writes it",
+        said,
+    ), said

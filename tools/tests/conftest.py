@@ -27,6 +27,7 @@ class FakeSession:
 
     def warn(self, line: str) -> None:
         self.warned.append(line)
+        self.logged.append(f"warning: {line}")
 
     def error(self, line: str) -> None:
         raise Stopped(line)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from uvdocker import registry_cache, sessions
+from uvdocker import build, registry_cache, sessions
 
 
 def test_build_options_mix_services_and_flags(session):
@@ -266,3 +267,76 @@ def test_setup_warns_of_unknown_env_keys_and_stops_on_refused_ones(session, stop
         repo.setup(ran)
     assert str(refused.value).startswith(".env line 1: DOCKER_HOST is never taken from .env")
     assert ran.ran == []
+
+
+@pytest.mark.parametrize(
+    ("name", "posargs", "said"),
+    [
+        ("build", [], "nox -s build"),
+        ("push", ["core", "--no-cache"], "nox -s push -- core --no-cache"),
+        (
+            "build",
+            ["--platform", "linux/arm64", "a b"],
+            "nox -s build -- --platform linux/arm64 'a b'",
+        ),
+    ],
+)
+def test_rerun_is_the_command_as_it_was_run(name, posargs, said):
+    assert sessions.rerun(name, posargs) == said
+
+
+def test_a_build_whose_engine_went_away_is_one_line(session, stopped, monkeypatch):
+    """The build had started, and the engine no longer answers: the endpoint, what the client
+    said, and the command to run once it is back."""
+
+    def gone():
+        raise sessions.HostError("Docker Engine not reachable at unix:///run/x.sock")
+
+    monkeypatch.setattr(sessions, "engine", gone)
+    monkeypatch.setattr(sessions, "endpoint", lambda: "unix:///run/x.sock")
+    result = build.Build(started=True, error="failed to receive status: rpc error: EOF")
+    with pytest.raises(stopped) as said:
+        sessions.Repo(Path(".")).engine_gone(
+            session(), result, "build of core", "nox -s build -- core"
+        )
+    assert str(said.value) == (
+        "build of core failed: the Docker Engine at unix:///run/x.sock stopped answering during "
+        "the build (failed to receive status: rpc error: EOF): start it, then rerun "
+        "nox -s build -- core"
+    )
+    # Never started: the engine was out of reach from the start, which engine() says itself.
+    sessions.Repo(Path(".")).engine_gone(session(), build.Build(error="x"), "build of core", "")
+
+
+def test_a_build_the_engine_dropped_and_answers_again_says_so(session, stopped, monkeypatch):
+    monkeypatch.setattr(sessions, "engine", lambda: None)
+    monkeypatch.setattr(sessions, "endpoint", lambda: "ssh://me@gpu-box")
+    error = "failed to receive status: rpc error: code = Unavailable desc = error reading from"
+    with pytest.raises(stopped) as said:
+        sessions.Repo(Path(".")).engine_gone(
+            session(),
+            build.Build(started=True, error=error),
+            "build of every service",
+            "nox -s build",
+        )
+    assert str(said.value).endswith("it answers again now): rerun nox -s build")
+    # An engine that answers and a build that failed on its own: not the engine's doing.
+    failed = build.Build(started=True, error="process did not complete successfully")
+    sessions.Repo(Path(".")).engine_gone(session(), failed, "build of core", "")
+
+
+def fake_docker(folder: Path, version: str) -> str:
+    """A docker CLI whose `docker version` says `version`, first on PATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cli = folder / "docker"
+    cli.write_text(f"#!/bin/sh\necho {version}\n")
+    cli.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(("version", "warned"), [("26.1.5+dfsg1", True), ("28.0.1", False)])
+def test_no_cache_hazard_before_engine_28(tmp_path, monkeypatch, version, warned):
+    monkeypatch.setenv("PATH", fake_docker(tmp_path, version))
+    said = sessions.no_cache_hazard()
+    assert bool(said) is warned
+    assert not warned or said.startswith(f"--no-cache on Docker Engine {version}: before 28")

@@ -32,6 +32,25 @@ TAIL = 12  # the last log lines of a failed step that are shown
 # apt's `E:`, and the like.
 _ERROR = re.compile(r"^(?:error|ERROR|E|fatal|FATAL):\s")
 _CAUSE = re.compile(r"^\s*(?:cause|Caused by):\s*")
+# The vertexes of the registry cache: BuildKit goes on when they fail (a cache not found yet, or
+# one that cannot be written: ignore-error), so they are never the step that failed.
+CACHE_VERTEXES = ("importing cache manifest", "exporting cache")
+# apt's download that failed: "E: Failed to fetch URL  REASON" (W: during apt-get update).
+_APT_FETCH = re.compile(r"^[EW]: Failed to fetch (?P<url>\S+)\s+(?P<why>.*)$")
+# uv's and apt's lines when a download failed: the network, a proxy or the index.
+_DOWNLOAD = re.compile(
+    r"Failed to (?:fetch|download)|error sending request for url|Could not connect to|"
+    r"Temporary failure resolving|Connection failed|Failed to read metadata from"
+)
+_NO_SPACE = re.compile(r"no space left on device", re.IGNORECASE)
+# A registry request that failed: Head "https://HOST/v2/...": CAUSE, or "... request to
+# http://HOST/v2/...: CAUSE" (containerd's wording).
+_REGISTRY = re.compile(r'(?:"|request to )https?://(?P<host>[^/"\s]+)/v2/[^"\s]*"?: (?P<cause>.+)$')
+# The containerd image store's exporter, when another build named the same image between its
+# update and its create (BuildKit before 0.28: moby/buildkit#6477).
+_NAME_TAKEN = re.compile(r'image "(?P<name>[^"]+)": already exists')
+# What the client says when its connection to the engine dropped in the middle of a build.
+_ENGINE_DROPPED = re.compile(r"code = Unavailable|error reading from server")
 
 
 @dataclass
@@ -56,6 +75,9 @@ class Build:
     shown: set[tuple[str, str]] = field(default_factory=set)
     logs: dict[str, str] = field(default_factory=dict)  # vertex digest -> the end of its log
     failed: tuple[str, str] = ("", "")  # the first step that failed: (digest, name)
+    started: bool = False  # BuildKit reported a vertex: the build reached the engine
+    said: str = ""  # the last line bake or Compose said in plain text
+    cache_errors: list[str] = field(default_factory=list)  # why a registry cache was not written
 
     def failure(self) -> tuple[str, list[str]]:
         """The step that failed, as "[tts deps 4/6]", and its last TAIL log lines; or ("", [])."""
@@ -106,7 +128,11 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
         status = ("CANCELED" if canceled else f"ERROR {error}") if error else "DONE"
         status = "CACHED" if cached else status  # CANCELED: a duplicate BuildKit dropped
         loud = error and not canceled
-        build.failed = (vertex["digest"], name) if loud and not build.failed[0] else build.failed
+        build.started = True
+        if loud and name.startswith(CACHE_VERTEXES):
+            build.cache_errors += [error] if name.startswith("exporting cache") else []
+        elif loud and not build.failed[0]:
+            build.failed = (vertex["digest"], name)
         wanted = loud or show == "plain" or (show != "quiet" and counted and not cached)
         ended = vertex.get("completed") or error
         if ended and wanted and (vertex["digest"], name) not in build.shown:
@@ -123,8 +149,12 @@ def read(build: Build, record: dict, service: str, show: str) -> None:
 
 
 def summary(lines: list[str]) -> str:
-    """One line saying why a step failed: its last error line (uv's `error:`, apt's `E:`) with the
-    deepest `cause:` uv gave for it; else its last line."""
+    """One line saying why a step failed: apt's first download that failed; else its last error
+    line (uv's `error:`, apt's `E:`) with the deepest `cause:` uv gave for it; else its last
+    line."""
+    fetch = next(filter(None, map(_APT_FETCH.match, lines)), None)
+    if fetch:  # apt's last lines ("Unable to fetch some archives, maybe run apt-get update")
+        return f"could not download {fetch['url']} ({fetch['why'].strip()})"
     errors = [i for i, line in enumerate(lines) if _ERROR.match(line)]
     if not errors:
         return lines[-1].strip() if lines else ""
@@ -138,6 +168,36 @@ def summary(lines: list[str]) -> str:
     said = lines[last].removeprefix("error: ").strip()
     causes = after or before
     return f"{said}: {_CAUSE.sub('', causes[-1]).strip()}" if causes else said
+
+
+def no_space(build: Build) -> str:
+    """The line of a failed build that says the engine's disk is full (ENOSPC), or ""."""
+    said = [build.error, *build.failure()[1]]
+    found = next((line for line in said if _NO_SPACE.search(line)), "")
+    return _CAUSE.sub("", found).strip().removeprefix("error: ")
+
+
+def download_failed(build: Build) -> bool:
+    """Whether the failed step could not download packages (uv's or apt's own words)."""
+    return any(_DOWNLOAD.search(line) for line in build.failure()[1])
+
+
+def registry_unreachable(error: str) -> tuple[str, str]:
+    """(host, cause) when a build's error is a registry request that failed, else ("", "")."""
+    found = _REGISTRY.search(error)
+    return (found["host"], found["cause"].strip()) if found else ("", "")
+
+
+def name_taken(error: str) -> str:
+    """The image another build named at the same moment as this one, making its export fail
+    (two builds of the same repo at once); "" for any other error."""
+    found = _NAME_TAKEN.search(error)
+    return found["name"] if found else ""
+
+
+def engine_dropped(error: str) -> bool:
+    """Whether a build's error says its connection to the engine dropped half-way."""
+    return bool(_ENGINE_DROPPED.search(error))
 
 
 def command(
@@ -160,26 +220,35 @@ def command(
     return [host.buildx, "bake", *definition, *progress, *names]
 
 
+def take(build: Build, line: str, service: str = "", show: str = "auto") -> None:
+    """One line of a build's output: a JSON progress record, or a line bake or Compose said in
+    plain text, printed as it came and kept (the last one is the error of a build that fails
+    without a JSON error record: bake says those in plain text)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        print(line, end="", file=sys.stderr)
+        build.said = line.strip().removeprefix("ERROR: ") or build.said
+        return
+    read(build, record, service, show)
+
+
 def run(
     cmd: list[str], cwd: str, service: str = "", show: str = "auto", started=lambda: None
 ) -> Build:
     """Run a build with JSON progress (Compose's json, bake's rawjson), printing as it goes;
     `started()` runs once the build has started, before anything it says is printed. The build
     never outlives the session: process.Interrupted when a signal stopped it."""
-    build, start, said = Build(), time.perf_counter(), ""
+    build, start = Build(), time.perf_counter()
     with process.group(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as proc:
         started()
         for line in proc.stdout:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                print(line, end="", file=sys.stderr)  # not JSON: say it as it came
-                said = line.strip().removeprefix("ERROR: ") or said
-                continue
-            read(build, record, service, show)
+            take(build, line, service, show)
     build.seconds = time.perf_counter() - start
     if proc.returncode and not build.error:
-        build.error = said or f"the build exited {proc.returncode}"
+        build.error = build.said or f"the build exited {proc.returncode}"
     return build

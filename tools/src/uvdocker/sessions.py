@@ -15,9 +15,12 @@ import hashlib
 import json
 import logging
 import os
+import random
 import re
+import shlex
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,7 @@ KEPT = "the containers it started keep running, as after up -d: nox -s down stop
 UP_STOPPED = f"Compose stopped; {KEPT}"
 WATCH_STOPPED = f"Compose watch and its builds stopped; {KEPT}"
 MIRRORS = ("UV_INDEX", "UV_DEFAULT_INDEX")  # .env's index mirrors, for image builds only
+TRIES = 3  # builds of the same images at once: how many times one names them
 PLATFORMS = re.compile(r"^linux/[a-z0-9]+(?:/v\d)?(?:,linux/[a-z0-9]+(?:/v\d)?)*$")
 for _logger in ("urllib3", "docker"):  # the Docker SDK's chatter
     logging.getLogger(_logger).setLevel(logging.WARNING)
@@ -122,6 +126,91 @@ def why_failed(result: buildkit.Build, show: str) -> str:
     if show != "plain":  # plain progress printed them already
         print("\n".join(f"    {line}" for line in lines), file=sys.stderr)
     return f" at {step}: {buildkit.summary(lines)}"
+
+
+def no_cache_hazard() -> str:
+    """Before Docker Engine 28 (its BuildKit before 0.19), a --no-cache build beside another
+    build of the same steps on the engine can crash it: a nil dereference in BuildKit's
+    provenance walk, which every build runs (moby/buildkit#5606). The warning, or ""."""
+    try:
+        out = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    version = out.stdout.strip()
+    major = version.split(".")[0]
+    if out.returncode or not major.isdigit() or int(major) >= 28:
+        return ""
+    return (
+        f"--no-cache on Docker Engine {version}: before 28, a --no-cache build beside another "
+        "build of the same steps can crash the engine (moby/buildkit#5606): let it run alone, "
+        "or upgrade the engine"
+    )
+
+
+def rerun(name: str, posargs: list[str]) -> str:
+    """The command that runs this session again, as it was run."""
+    return f"nox -s {name}" + (f" -- {shlex.join(posargs)}" if posargs else "")
+
+
+def built(session: Any, cmd: list[str], root: str, service: str, show: str, opening):
+    """Run the build; again (up to TRIES times in all) when another build of the same images
+    (the same repo built twice at once) named one of them at the same moment, which fails the
+    export on engines whose BuildKit does not retry it (before 0.28, moby/buildkit#6477). Both
+    builds ran the same steps, so the next try finds them cached; a short random pause first,
+    or builds that share their steps meet again at the same moment."""
+    result = buildkit.run(cmd, root, service, show, opening)
+    for _ in range(TRIES - 1):
+        taken = buildkit.name_taken(result.error)
+        if not taken:
+            break
+        session.log(f"another build named {taken} at the same moment: naming it again")
+        time.sleep(random.uniform(0.5, 2))
+        result = buildkit.run(cmd, root, service, show)
+    return result
+
+
+def cache_unwritten(result: buildkit.Build, what: str, again: str) -> str:
+    """The warning of a push whose images are complete but whose registry cache could not be
+    written (BuildKit goes on: ignore-error=true)."""
+    host, cause = buildkit.registry_unreachable(result.cache_errors[0])
+    reason = f"the registry {host} did not answer: {cause}" if host else result.cache_errors[0]
+    return (
+        f"{what}: the registry cache was not written ({reason}); the images are complete, and "
+        f"the next {again} writes it"
+    )
+
+
+def failed(result: buildkit.Build, show: str, again: str) -> str:
+    """The rest of a failed build's one line, after "build of core failed": where and why, and
+    for a fault it can name (the engine's disk full, a registry or a package index out of
+    reach) what happened and what to do, ending with `again`, the command to rerun."""
+    reason = why_failed(result, show)
+    step = result.failure()[0]
+    full = buildkit.no_space(result)
+    if full:
+        return (
+            f"{f' at {step}' if step else ''}: no space left on the engine's disk "
+            f"({full[-160:]}): free it with nox -s prune -- --all (nox -s du shows what holds "
+            f"it), then rerun {again}"
+        )
+    host, cause = buildkit.registry_unreachable(result.error)
+    if host:
+        return (
+            f": the registry {host} did not answer ({cause}): check that it is up and that this "
+            f"engine reaches it, then rerun {again}"
+        )
+    if buildkit.download_failed(result):
+        return (
+            f"{reason}; the build could not download packages: check that the engine reaches "
+            f"the index or mirror (network, proxy, CA_BUNDLE, UV_INDEX in .env), then rerun "
+            f"{again}"
+        )
+    return reason
 
 
 class Repo:
@@ -303,20 +392,50 @@ class Repo:
             name, driver = builder(query) if query else ("", "")  # ("default", "") when down
             session.log(host.describe(f"{name} ({driver} driver)" if driver else "") + note)
             session.log(" ".join(cmd))
+            if "--no-cache" in flags and driver in {"docker", ""}:
+                hazard = no_cache_hazard()
+                if hazard:
+                    session.warn(hazard)
 
         show = os.environ.get("BUILDKIT_PROGRESS") or "auto"
         service = names[0] if len(names) == 1 else ""
         try:
-            result = buildkit.run(cmd, str(self.root), service, show, opening)
+            result = built(session, cmd, str(self.root), service, show, opening)
         except process.Interrupted as stop:
             stopped(session, stop, f"the build stopped with it: run nox -s {name} again")
+        verb = "push" if push else "build"
+        what, again = (
+            f"{verb} of {', '.join(names) or 'every service'}",
+            rerun(verb, session.posargs),
+        )
         if result.error:
+            self.engine_gone(session, result, what, again)
             self.client(session)  # an engine that cannot be reached is said as such
             self.services(session, host, names)  # and a service compose.yaml lacks
-            what = ", ".join(names) or "every service"
-            session.error(f"build of {what} failed{why_failed(result, show)}")
+            session.error(f"{what} failed{failed(result, show, again)}")
+        if result.cache_errors:  # the images were built (and pushed): only their cache was not
+            session.warn(cache_unwritten(result, what, again))
         labelled = sorted({service for step in result.steps.values() for service in step.services})
         print(report.build_table(result, names or labelled or sorted(self.images(session, host))))
+
+    def engine_gone(self, session: Any, result: buildkit.Build, what: str, again: str) -> None:
+        """End a failed build in one line when the engine went away in the middle of it (killed,
+        restarted, out of memory): the build had started and the engine does not answer now,
+        or the connection to it dropped."""
+        try:
+            engine()
+            answers = True
+        except HostError:
+            answers = False
+        if not result.started or (answers and not buildkit.engine_dropped(result.error)):
+            return
+        if answers:
+            happened, do = f"dropped the build ({result.error}; it answers again now)", ""
+        else:
+            happened, do = f"stopped answering during the build ({result.error})", "start it, then "
+        session.error(
+            f"{what} failed: the Docker Engine at {endpoint()} {happened}: {do}rerun {again}"
+        )
 
     def push(self, session: Any) -> None:
         """Build and push each image (or those named) to IMAGE_PREFIX, with its registry cache."""
