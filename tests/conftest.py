@@ -11,7 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -93,6 +93,14 @@ def nox(
     return run([sys.executable, "-m", "nox", *args], cwd=repo, env=env, check=check)
 
 
+def missing(message: str) -> NoReturn:
+    """Skip with `message` where a tool or server is missing, or fail where the suite must run
+    (CI, REQUIRE_DOCKER: .ci/run)."""
+    if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture
 def rendered(tmp_path: Path) -> Callable[..., Path]:
     """Render the template with some answers into a fresh folder."""
@@ -113,9 +121,7 @@ def engine():
         client.ping()
     except docker.errors.DockerException as error:
         message = f"no Docker Engine reachable ({error}): start dockerd, or run .ci/run"
-        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     return client
 
 
@@ -126,9 +132,7 @@ def buildx() -> str:
     probe = docker and subprocess.run([docker, "buildx", "version"], capture_output=True)
     if not probe or probe.returncode:
         message = "docker buildx not found: run scripts/setup-host.sh"
-        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     return docker
 
 
@@ -139,9 +143,7 @@ def buildkit_release() -> Path:
     folder = offline_images.BUILDKIT_DIR
     if not (folder / "SHA256SUMS").is_file():
         message = f"needs BuildKit's release and SHA256SUMS in {folder} (see CONTRIBUTING.md)"
-        if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     offline_images.buildkit_archive(folder, offline_images.host_arch())
     return folder
 

@@ -47,7 +47,7 @@ from scripts import http_relay, local_registry, package_index, second_engine
 from scripts.offline_images import base_images
 from scripts.offline_images import ensure as ensure_base_images
 from scripts.render import HOST_CA_BUNDLE, OFFLINE_ANSWERS, render, write_env
-from tests.conftest import BIN, Registry, run
+from tests.conftest import BIN, Registry, missing, run
 from tests.test_engines import steps
 
 pytestmark = pytest.mark.docker
@@ -57,13 +57,6 @@ HELD = "heldpkg"  # 1.5 MB from the test's index: core's big packages' step down
 BIG = "bigpkg"  # a small download that unpacks to BIG_SIZE: what a full disk cannot take
 BIG_SIZE = 150 << 20
 DISK = 1800 << 20  # the small disk: the stand-ins take 640 MB of it
-
-
-def missing(message: str):
-    """Skip with `message`, or fail where the suite must run (CI, REQUIRE_DOCKER)."""
-    if os.environ.get("CI") or os.environ.get("REQUIRE_DOCKER"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
