@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import uuid
@@ -72,6 +74,38 @@ def test_build_session_builds_every_service(built_repo, engine):
             assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
         else:
             assert "NVIDIA_VISIBLE_DEVICES" not in env
+
+
+def saved_layers(engine, image: str) -> list[dict]:
+    """The layers of `image` as the engine stores them: its saved OCI layout's manifest."""
+    saved = io.BytesIO(b"".join(engine.images.get(image).save()))
+    with tarfile.open(fileobj=saved) as tar:
+
+        def blob(digest: str) -> dict:
+            return json.load(tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}"))
+
+        found = json.load(tar.extractfile("index.json"))
+        while "manifests" in found:  # an index (and attestations): the image's own manifest
+            entry = next(
+                m
+                for m in found["manifests"]
+                if m.get("platform", {}).get("os") != "unknown"
+                and "attestation" not in str(m.get("annotations", {}))
+            )
+            found = blob(entry["digest"])
+        return found["layers"]
+
+
+def test_local_images_keep_their_layers_uncompressed(built_repo, engine):
+    """nox -s build exports its layers uncompressed (BuildKit's default, gzip, is for pushes:
+    test_sessions); the base image's layers stay as they came."""
+    if "containerd" not in str(engine.info().get("DriverStatus")):
+        pytest.skip("the classic image store keeps no compressed layers: nothing to check")
+    layers = saved_layers(engine, "morgan/core:latest")
+    base = saved_layers(engine, "python:3.11-slim-bookworm")
+    assert [layer["digest"] for layer in layers[: len(base)]] == [b["digest"] for b in base]
+    built = {layer["mediaType"].rsplit(".", 1)[-1] for layer in layers[len(base) :]}
+    assert built == {"tar"}
 
 
 def test_gpu_image_runs_python_with_its_dependencies(built_repo, engine):
