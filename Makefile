@@ -21,7 +21,7 @@ $(UV):
 demo: .venv/.synced ## Render the default answers into build/demo and build every image
 	$(NOX) -s demo
 
-bench: .venv/.synced ## Benchmark against a naive baseline: build/bench/report.md
+bench: .venv/.synced ## Benchmark against uv's Docker example and a naive file: build/bench/report.md
 	$(NOX) -s bench
 
 test: .venv/.synced ## Run the tests (the Docker ones need a running engine)

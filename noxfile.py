@@ -56,7 +56,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark the generated Dockerfiles against a naive baseline; writes build/bench/."""
+    """Benchmark the generated Dockerfiles against uv's Docker example and a naive file; writes
+    build/bench/."""
     session.run("python", "scripts/bench.py", *session.posargs)
 
 

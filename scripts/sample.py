@@ -3,7 +3,11 @@
 The sample is the default answers (python 3.11, stand-in base images, so it builds offline) with
 an ML team's dependencies, a data folder and logs. Its naive copy is built the way most repos
 start out: one stage per service, `COPY . .` before installing, no cache mounts, no
-.dockerignore. Both build through Compose, read from its JSON progress.
+.dockerignore. Its uv-example copy is what a careful team writes after reading uv's own Docker
+guide and astral-sh/uv-docker-example, per service: the dependencies synced from the
+bind-mounted lock with a uv cache mount (`uv sync --frozen --no-install-workspace --package
+NAME`), then the repo copied and synced again, bytecode compiled, uv's link mode `copy`. Both
+baselines build through Compose, read from its JSON progress.
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ DATA_BYTES = 24_000_000  # the sample's data/ folder: an unfiltered context show
 LOG_BYTES = 6_000_000
 _PREPARED = re.compile(r"Prepared (\d+) packages?")
 _APT_GET = re.compile(r"^Get:\d+ ")
+# uv's timings in a step's log: wheels fetched (downloaded and unpacked into its cache),
+# installed into the environment, compiled to bytecode.
+_UV_TIMING = re.compile(r"^(Prepared|Installed|Bytecode compiled) \d+ \w+ in ([\d.]+)(ms|s)$")
+UV_PHASES = {"Prepared": "uv download", "Installed": "uv install", "Bytecode compiled": "bytecode"}
 
 NAIVE_DOCKERFILE = """\
 FROM {base}
@@ -57,6 +65,35 @@ COPY . .
 RUN --mount=type=secret,id=ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle \\
     UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-dev --package {name}
 ENV PATH=/app/.venv/bin:$PATH PYTHONPATH=/app/shared/src:/app/services/{name}/src
+CMD ["python", "-m", "{name}"]
+"""
+# uv's Docker guide ("Intermediate layers in workspaces") and uv-docker-example's Dockerfile,
+# adapted to one workspace member per image (`--package`) on the sample's base images. The CA
+# bundle secret and the apt line (a GPU base's Python, a service's apt packages) are what this
+# machine and the sample need, as in the naive file; the rest is the example's.
+UV_EXAMPLE_DOCKERFILE = """\
+FROM {base}
+COPY --from={uv_image} /uv /uvx /bin/
+{apt}# Setup a non-root user
+RUN groupadd --system --gid 999 nonroot \\
+ && useradd --system --gid 999 --uid 999 --create-home nonroot
+WORKDIR /app
+# Enable bytecode compilation; copy from the cache instead of linking since it's a mounted
+# volume; omit development dependencies; use the system interpreter
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_DEV=1 UV_PYTHON_DOWNLOADS=0
+# Install the dependencies (the workspace's packages excluded) using the lockfile
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    --mount=type=bind,source=uv.lock,target=uv.lock \\
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \\
+    --mount=type=secret,id=ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle \\
+    uv sync --frozen --no-install-workspace --package {name}
+# Then, add the rest of the project source code and install it
+COPY . /app
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    --mount=type=secret,id=ca_bundle SSL_CERT_FILE=/run/secrets/ca_bundle \\
+    uv sync --locked --package {name}
+ENV PATH="/app/.venv/bin:$PATH"
+USER nonroot
 CMD ["python", "-m", "{name}"]
 """
 
@@ -77,6 +114,10 @@ class Measure:
     prepared: int  # packages uv had to fetch (not in its cache)
     apt_fetched: int  # .deb files apt downloaded
     export_seconds: float = 0.0  # BuildKit's "exporting to image": layers written to the store
+    # Where the time went: seconds of the steps that ran (apt's, uv's download, install and
+    # bytecode, every step), and of the export's parts (layers written, unpacked into the
+    # store). Steps run in parallel: these add up to more than the wall time.
+    phases: dict[str, float] = field(default_factory=dict)
     ran: list[str] = field(default_factory=list)  # stage/instruction of each step that ran
     failure: str = ""
 
@@ -141,9 +182,29 @@ def make_naive(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
     """The baseline: the same services, built the way most repos start out."""
     shutil.copytree(optimized, dest, symlinks=True)
     (dest / ".dockerignore").unlink()
-    (dest / "naive").mkdir()
+    apt = "RUN apt-get update && apt-get install -y {}\n"
+    return write_baseline(dest, "naive", NAIVE_DOCKERFILE, apt, ca_bundle)
+
+
+def make_uv_example(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
+    """The baseline from uv's own documentation: the same services, one Dockerfile each as uv's
+    Docker guide writes it for a workspace. The repo's .dockerignore stays (uv's example has
+    one too; this one keeps data/ and logs/ out, as a careful team's would)."""
+    shutil.copytree(optimized, dest, symlinks=True)
+    apt = (  # Docker's best practice for apt (uv's guide has none)
+        "RUN apt-get update && apt-get install -y --no-install-recommends {} \\\n"
+        " && rm -rf /var/lib/apt/lists/*\n"
+    )
+    return write_baseline(dest, "uvexample", UV_EXAMPLE_DOCKERFILE, apt, ca_bundle)
+
+
+def write_baseline(dest: Path, variant: str, template: str, apt_line: str, ca_bundle: Path) -> Path:
+    """A Dockerfile per service of the sample in `dest` from `template` (with `apt_line` for the
+    apt packages, if any), in `variant/`, and compose.VARIANT.yaml building each as
+    `variant/<service>:latest`; `dest`."""
+    (dest / variant).mkdir()
     services = {}
-    for path in sorted(optimized.glob("services/*/Dockerfile")):
+    for path in sorted(dest.glob("services/*/Dockerfile")):
         name, dockerfile = path.parent.name, path.read_text()
         base = re.search(r"^ARG (?:PYTHON|CUDA)_IMAGE=(\S+)", dockerfile, re.MULTILINE)[1]
         uv_image = re.search(r"^ARG UV_IMAGE=(\S+)", dockerfile, re.MULTILINE)[1]
@@ -152,24 +213,24 @@ def make_naive(optimized: Path, dest: Path, ca_bundle: Path) -> Path:
             for line in re.findall(r"--no-install-recommends (.+)$", dockerfile, re.MULTILINE)
             for package in re.findall(r"[a-z0-9][a-z0-9.+-]+", line)
         ]
-        apt = f"RUN apt-get update && apt-get install -y {' '.join(packages)}\n" if packages else ""
-        (dest / "naive" / f"{name}.Dockerfile").write_text(
-            NAIVE_DOCKERFILE.format(base=base, uv_image=uv_image, apt=apt, name=name)
+        apt = apt_line.format(" ".join(packages)) if packages else ""
+        (dest / variant / f"{name}.Dockerfile").write_text(
+            template.format(base=base, uv_image=uv_image, apt=apt, name=name)
         )
         services[name] = {
-            "image": f"naive/{name}:latest",
+            "image": f"{variant}/{name}:latest",
             "build": {
                 "context": ".",
-                "dockerfile": f"naive/{name}.Dockerfile",
+                "dockerfile": f"{variant}/{name}.Dockerfile",
                 "secrets": ["ca_bundle"],
             },
         }
     compose = {
-        "name": "naive",
+        "name": variant,
         "services": services,
         "secrets": {"ca_bundle": {"file": str(ca_bundle)}},
     }
-    (dest / "compose.naive.yaml").write_text(json.dumps(compose, indent=2))
+    (dest / f"compose.{variant}.yaml").write_text(json.dumps(compose, indent=2))
     return dest
 
 
@@ -199,6 +260,7 @@ class Logged:
     contexts: dict[str, int]  # service -> bytes of build context sent
     export_seconds: float  # "exporting to image", summed over the images
     returncode: int
+    export_parts: dict[str, float] = field(default_factory=dict)  # its statuses, by kind
 
     def output(self, steps: list[noxbuild.Step]) -> list[str]:
         """The log lines of `steps` that ran."""
@@ -213,6 +275,7 @@ def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: st
         cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=False
     )
     result, chunks, labels, contexts, exports = noxbuild.Build(), {}, {}, {}, {}
+    statuses: dict[tuple[str, str], dict] = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         try:
             record = json.loads(line)
@@ -227,18 +290,42 @@ def compose_json(cmd: list[str], cwd: Path, env: dict | None = None, service: st
             found = re.match(r"^\[(?:(\S+) )?internal\] load build context", name)
             if found:
                 labels[vertex["digest"]] = found[1] or service
-            if name == "exporting to image" and vertex.get("completed"):
+            # "exporting to image", as "[core] exporting to image" when several are built
+            if re.match(r"^(?:\[\S+\] )?exporting to image$", name) and vertex.get("completed"):
                 exports[vertex["digest"]] = noxbuild.timestamp(
                     vertex["completed"]
                 ) - noxbuild.timestamp(vertex["started"])
         for status in record.get("statuses") or []:
             if status.get("vertex") in labels and status.get("id") == "transferring context:":
                 contexts[labels[status["vertex"]]] = int(status.get("current") or 0)
+            statuses.setdefault((status.get("vertex", ""), status.get("id", "")), {}).update(status)
     result.seconds = time.perf_counter() - start
     if proc.returncode and not result.error:
         result.error = f"exit {proc.returncode}"
     logs = {v: b"".join(c).decode(errors="replace").splitlines() for v, c in chunks.items()}
-    return Logged(result, logs, contexts, sum(exports.values()), proc.returncode)
+    parts: dict[str, float] = {}
+    for (vertex, name), status in statuses.items():
+        if vertex in exports and status.get("started") and status.get("completed"):
+            kind = "unpacking" if name.startswith("unpacking") else name.split(" sha256:")[0]
+            took = noxbuild.timestamp(status["completed"]) - noxbuild.timestamp(status["started"])
+            parts[f"export: {kind}"] = parts.get(f"export: {kind}", 0.0) + took
+    return Logged(result, logs, contexts, sum(exports.values()), proc.returncode, parts)
+
+
+def phases(logged: Logged, steps: list[noxbuild.Step]) -> dict[str, float]:
+    """Seconds spent, by phase, in the `steps` that ran: apt's steps, uv's download, install and
+    bytecode (its own timings), every step together; then the export's parts."""
+    found = {"apt": 0.0, **dict.fromkeys(UV_PHASES.values(), 0.0), "steps": 0.0}
+    digests = {id(step): digest for digest, step in logged.build.steps.items()}
+    for step in (s for s in steps if not s.cached):
+        found["steps"] += step.seconds
+        found["apt"] += step.seconds if "apt-get" in step.text else 0.0
+        for line in logged.logs.get(digests[id(step)], []):
+            timing = _UV_TIMING.match(line.strip())
+            if timing:
+                seconds = float(timing[2]) / (1000 if timing[3] == "ms" else 1)
+                found[UV_PHASES[timing[1]]] += seconds
+    return {**found, "exporting": logged.export_seconds, **logged.export_parts}
 
 
 def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]:
@@ -275,6 +362,7 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
                 prepared=prepared,
                 apt_fetched=sum(bool(_APT_GET.match(t)) for t in output),
                 export_seconds=logged.export_seconds if one else 0.0,
+                phases=phases(logged, mine) if one else {},
                 ran=[f"{s.stage}: {s.text[:60]}" for s in mine if not s.cached],
                 failure=failure,
             )
@@ -296,6 +384,7 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
                 prepared=0,
                 apt_fetched=0,
                 export_seconds=logged.export_seconds,
+                phases=phases(logged, steps),
                 ran=[f"{s.stage}: {s.text[:60]}" for s in steps if not s.cached],
                 failure=failure,
             )

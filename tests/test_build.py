@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 import uuid
@@ -72,6 +74,26 @@ def test_build_session_builds_every_service(built_repo, engine):
             assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
         else:
             assert "NVIDIA_VISIBLE_DEVICES" not in env
+
+
+def saved_layers(engine, image: str) -> list[dict]:
+    """The layers of `image` as the engine stores them: its saved OCI layout's manifest."""
+    saved = io.BytesIO(b"".join(engine.images.get(image).save()))
+    with tarfile.open(fileobj=saved) as tar:
+
+        def blob(digest: str) -> dict:
+            return json.load(tar.extractfile(f"blobs/sha256/{digest.removeprefix('sha256:')}"))
+
+        found = json.load(tar.extractfile("index.json"))
+        while "manifests" in found:  # an index (and attestations): the image's own manifest
+            entry = next(
+                m
+                for m in found["manifests"]
+                if m.get("platform", {}).get("os") != "unknown"
+                and "attestation" not in str(m.get("annotations", {}))
+            )
+            found = blob(entry["digest"])
+        return found["layers"]
 
 
 def test_gpu_image_runs_python_with_its_dependencies(built_repo, engine):
@@ -206,6 +228,9 @@ def test_code_only_change_reruns_no_dependency_step(built_repo, engine):
     layers_after = engine.images.get("morgan/core:latest").attrs["RootFS"]["Layers"]
     # Only the code layer differs: every layer below it is byte-for-byte the same.
     assert layers_after[:-1] == layers_before[:-1] and layers_after[-1] != layers_before[-1]
+    # The new layer is stored as nox -s build exports local images: uncompressed (pushed images
+    # are gzip: test_sessions). Layers built before keep the compression they were stored with.
+    assert saved_layers(engine, "morgan/core:latest")[-1]["mediaType"].endswith(".tar")
 
 
 def test_ca_bundle_never_reaches_a_layer(built_repo, ca_bundle, engine, tmp_path):
