@@ -610,7 +610,12 @@ def report(results: dict[str, Any], goals: list[dict[str, Any]]) -> str:
         for g in goals
     ]
     lines += table(["target", "measured", "met", "classic store"], goal_rows)
-    failed = measures + [Measure(**m) for m in (classic or {}).get("scenarios", [])]
+    failed = [
+        Measure(**m)
+        for found in (results, classic or {})
+        for key in ("scenarios", "scale")
+        for m in found.get(key, [])
+    ]
     failures = sorted({f"{m.variant} {m.scenario}: {m.failure}" for m in failed if m.failure})
     if failures:
         lines += ["", "Failed builds:", *[f"- {f}" for f in failures]]
@@ -670,9 +675,11 @@ def measure(args: argparse.Namespace, saved: Path) -> dict[str, Any]:
     code = repo / "services/core/src"
     version = ["docker", "version", "--format", "{{.Server.Version}}"]
     engine = subprocess.run(version, capture_output=True, text=True, check=True).stdout.strip()
+    buildx = subprocess.run(["docker", "buildx", "version"], capture_output=True, text=True)
     results: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%d"),
-        "engine": f"Docker Engine {engine}",
+        "engine": f"Docker Engine {engine}, {buildx.stdout.strip() or 'no buildx'}, "
+        f"{os.cpu_count()} cores",
         "code_bytes": sum(p.stat().st_size for p in code.rglob("*") if p.is_file()),
     }
 

@@ -339,6 +339,8 @@ def build(variant: Variant, scenario: str, services: list[str]) -> list[Measure]
     one = services[0] if len(services) == 1 else ""
     logged = compose_json(cmd, variant.repo, env=variant.env(), service=one)
     failure, seconds = logged.build.error, logged.build.seconds
+    if failure and logged.build.failure()[1]:  # the failed step's own reason (uv's, apt's)
+        failure += f" ({noxbuild.summary(logged.build.failure()[1])})"
     measures = []
     for name in services:
         mine = logged.build.of(name)
