@@ -199,15 +199,14 @@ def test_registry_cache_refs_are_bakes(tmp_path, monkeypatch):
     }
     plugin = fake_buildx(tmp_path / "bin", printed)
     refs = registry_cache.refs(tmp_path, plugin, write=True)
-    gzip = "compression=gzip,force-compression=true"  # what leaves the machine: gzip
     assert refs == {
         "core": {
             "cache_from": ["type=registry,ref=r.example.com/t/core:buildcache"],
-            "cache_to": [f"type=registry,ref=r.example.com/t/core:buildcache,mode=max,{gzip}"],
+            "cache_to": ["type=registry,ref=r.example.com/t/core:buildcache,mode=max"],
         },
         "llm": {
             "cache_from": ["type=registry,ref=r.example.com/t/llm:buildcache"],
-            "cache_to": [f"type=registry,ref=r.example.com/t/llm:buildcache,mode=max,{gzip}"],
+            "cache_to": ["type=registry,ref=r.example.com/t/llm:buildcache,mode=max"],
         },
     }
     env = dict(
@@ -341,24 +340,3 @@ def test_no_cache_hazard_before_engine_28(tmp_path, monkeypatch, version, warned
     said = sessions.no_cache_hazard()
     assert bool(said) is warned
     assert not warned or said.startswith(f"--no-cache on Docker Engine {version}: before 28")
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    [
-        pytest.param(
-            "type=registry,ref=r.example.com/t/core:buildcache,mode=max",
-            "type=registry,ref=r.example.com/t/core:buildcache,mode=max,"
-            "compression=gzip,force-compression=true",
-            id="registry-gets-gzip",
-        ),
-        pytest.param(
-            "type=registry,ref=r.example.com/t/core:buildcache,compression=zstd",
-            "type=registry,ref=r.example.com/t/core:buildcache,compression=zstd",
-            id="registry-says-how",
-        ),
-        pytest.param("type=gha,scope=core,mode=max", "type=gha,scope=core,mode=max", id="gha"),
-    ],
-)
-def test_registry_cache_written_gzip(spec, expected):
-    assert registry_cache.gzip(spec) == expected

@@ -204,11 +204,10 @@ def engine_dropped(error: str) -> bool:
 # four services spent 14 s compressing layers (gzip, level 1) and 9 s unpacking them, against
 # 10 s and 3.5 s uncompressed (CHANGELOG 0.4.0).
 LOCAL_OUTPUT = "type=docker,compression=uncompressed"
-# What leaves the machine (images, their registry cache) is gzip, which every registry and
-# puller reads. Forced: BuildKit would otherwise push a layer as a local build stored it,
-# uncompressed; a layer already gzip (a base image's) is pushed as it is.
-GZIP = "compression=gzip,force-compression=true"
-PUSH_OUTPUT = f"type=registry,{GZIP}"
+# Pushed images are gzip, which every registry and puller reads. Forced: BuildKit would otherwise
+# push a layer as a local build stored it, uncompressed; a layer already gzip (a base image's)
+# is pushed as it is. docker-bake.hcl's cache_to says the same of the registry cache.
+PUSH_OUTPUT = "type=registry,compression=gzip,force-compression=true"
 
 
 def command(

@@ -14,7 +14,6 @@ import re
 import subprocess
 from pathlib import Path
 
-from uvdocker.build import GZIP
 from uvdocker.host import HostError
 
 BAKE_FILES = ("compose.yaml", "docker-bake.hcl")
@@ -40,13 +39,6 @@ def entry(spec: str | dict[str, str]) -> str:
     return ",".join([f"type={spec['type']}", *rest])
 
 
-def gzip(spec: str) -> str:
-    """A registry cache entry that compresses its layers with gzip (build.GZIP), as pushed images
-    do, unless it says how: not the uncompressed layers local builds store."""
-    registry = spec.startswith("type=registry,") and "compression=" not in spec
-    return f"{spec},{GZIP}" if registry else spec
-
-
 def refs(root: Path, buildx: str, write: bool) -> dict[str, dict[str, list[str]]]:
     """Service -> {"cache_from": [...], "cache_to": [...]}, from docker-bake.hcl."""
     cmd = [buildx, "bake", *(arg for name in BAKE_FILES for arg in ("-f", name)), "--print"]
@@ -65,7 +57,7 @@ def refs(root: Path, buildx: str, write: bool) -> dict[str, dict[str, list[str]]
     for name, target in json.loads(out.stdout)["target"].items():
         found[name] = {"cache_from": [entry(spec) for spec in target.get("cache-from") or []]}
         if write:
-            found[name]["cache_to"] = [gzip(entry(spec)) for spec in target.get("cache-to") or []]
+            found[name]["cache_to"] = [entry(spec) for spec in target.get("cache-to") or []]
     return found
 
 
