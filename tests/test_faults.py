@@ -243,12 +243,18 @@ def started(engine: Engine, repo: Path, *args: str, env=None) -> subprocess.Pope
 
 
 def finished(proc: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
-    """What a background session said, once it ended; killed after `timeout` seconds."""
+    """What a background session said, once it ended; stopped after `timeout` seconds with
+    SIGTERM, which nox passes on to the build's own process group (a SIGKILL would leave that
+    build running on the engine), then killed if it still runs 30 s later."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
